@@ -1,0 +1,90 @@
+"""The base every foundation stack derives from: naming, environment, tags and removal policy."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import AppConfig
+
+
+class FoundationStack(cdk.Stack):
+    """A stack named `<prefix>-<component>`, tagged with its component, honouring the removal policy."""
+
+    component: ClassVar[str]
+    description_text: ClassVar[str]
+
+    def __init__(self, scope: Construct, *, config: AppConfig, **kwargs: Any) -> None:
+        env = cdk.Environment(account=config.environment.account, region=config.environment.region)
+        super().__init__(
+            scope,
+            f"{config.prefix}-{self.component}",
+            env=env,
+            description=f"Agentic AI Foundation - {self.description_text}",
+            **kwargs,
+        )
+        self.config = config
+        cdk.Tags.of(self).add("component", self.component)
+
+    @property
+    def removal_policy(self) -> cdk.RemovalPolicy:
+        """RETAIN for data stores in profiles that keep data, DESTROY otherwise."""
+        return cdk.RemovalPolicy.RETAIN if self.config.retain_data else cdk.RemovalPolicy.DESTROY
+
+    def resource_name(self, suffix: str) -> str:
+        """A physical name unique per prefix, e.g. `aaf-tickets`."""
+        return f"{self.config.prefix}-{suffix}"
+
+    def create_log_group(self, construct_id: str, *, retention_days: int, key: kms.IKey) -> logs.LogGroup:
+        """A KMS-encrypted log group with bounded retention that follows the removal policy."""
+        return logs.LogGroup(
+            self,
+            construct_id,
+            retention=retention(retention_days),
+            encryption_key=key,
+            removal_policy=self.removal_policy,
+        )
+
+    def create_data_key(self, construct_id: str, purpose: str) -> kms.Key:
+        """A customer-managed key with rotation, usable by CloudWatch Logs in this region."""
+        key = kms.Key(
+            self,
+            construct_id,
+            description=f"{self.config.prefix} {purpose}",
+            enable_key_rotation=True,
+            removal_policy=self.removal_policy,
+            pending_window=cdk.Duration.days(7),
+        )
+        key.grant_encrypt_decrypt(cdk.aws_iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
+        return key
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The RetentionDays member for a validated day count (see `check_retention` in the config)."""
+    return _RETENTION[days]

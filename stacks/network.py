@@ -1,0 +1,143 @@
+"""Network: the VPC every service runs in, its endpoints and flow logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks.base import FoundationStack
+from stacks.compliance import acknowledge
+from stacks.config import AppConfig
+
+# Interface endpoints that keep the heaviest service traffic off the NAT gateways.
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "BedrockRuntime": ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
+}
+
+
+class NetworkStack(FoundationStack):
+    """A new VPC (public, private-with-egress and isolated subnets) or an imported one."""
+
+    component = "network"
+    description_text = "network (VPC, endpoints, flow logs)"
+
+    def __init__(self, scope: Construct, *, config: AppConfig, **kwargs: Any) -> None:
+        super().__init__(scope, config=config, **kwargs)
+        self.key = self._create_key()
+        self.vpc = self._create_or_import_vpc()
+        if config.network.vpc_id is None:
+            self._create_flow_logs()
+        self._create_gateway_endpoints()
+        if config.network.interface_endpoints:
+            self._create_interface_endpoints()
+        self._acknowledge_findings()
+
+    def _create_key(self) -> kms.Key:
+        return self.create_data_key("NetworkKey", "network logs")
+
+    def _create_or_import_vpc(self) -> ec2.IVpc:
+        network = self.config.network
+        if network.vpc_id is not None:
+            return ec2.Vpc.from_lookup(self, "Vpc", vpc_id=network.vpc_id)
+        return ec2.Vpc(
+            self,
+            "Vpc",
+            vpc_name=self.resource_name("vpc"),
+            ip_addresses=ec2.IpAddresses.cidr(network.cidr),
+            max_azs=network.max_azs,
+            nat_gateways=network.nat_gateways,
+            restrict_default_security_group=True,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="public",
+                    subnet_type=ec2.SubnetType.PUBLIC,
+                    cidr_mask=24,
+                    map_public_ip_on_launch=False,
+                ),
+                ec2.SubnetConfiguration(
+                    name="services",
+                    subnet_type=(
+                        ec2.SubnetType.PRIVATE_WITH_EGRESS
+                        if network.nat_gateways > 0
+                        else ec2.SubnetType.PRIVATE_ISOLATED
+                    ),
+                    cidr_mask=22,
+                ),
+                ec2.SubnetConfiguration(
+                    name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                ),
+            ],
+        )
+
+    def _create_flow_logs(self) -> None:
+        log_group = self.create_log_group(
+            "FlowLogs", retention_days=self.config.network.flow_log_retention_days, key=self.key
+        )
+        ec2.FlowLog(
+            self,
+            "FlowLog",
+            resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+
+    def _create_gateway_endpoints(self) -> None:
+        # Gateway endpoints are free and carry S3 (images layers, documents) and DynamoDB traffic.
+        subnets = [
+            ec2.SubnetSelection(subnet_group_name="services"),
+            ec2.SubnetSelection(subnet_group_name="data"),
+        ]
+        self.vpc.add_gateway_endpoint(
+            "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=subnets
+        )
+        self.vpc.add_gateway_endpoint(
+            "DynamoDbEndpoint", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=subnets
+        )
+
+    def _create_interface_endpoints(self) -> None:
+        security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="HTTPS from inside the VPC to AWS service endpoints",
+            allow_all_outbound=False,
+        )
+        cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
+        security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS from inside the VPC")
+        for name, service in INTERFACE_ENDPOINTS.items():
+            self.vpc.add_interface_endpoint(
+                f"{name}Endpoint",
+                service=service,
+                subnets=ec2.SubnetSelection(subnet_group_name="services"),
+                security_groups=[security_group],
+                private_dns_enabled=True,
+                open=False,  # the security group above already admits HTTPS from the VPC CIDR
+            )
+
+    @property
+    def service_subnets(self) -> ec2.SubnetSelection:
+        """Where services (ECS tasks, Lambdas, AgentCore runtime) run."""
+        return ec2.SubnetSelection(subnet_group_name="services")
+
+    @property
+    def data_subnets(self) -> ec2.SubnetSelection:
+        """Where databases and caches live (no route to the internet)."""
+        return ec2.SubnetSelection(subnet_group_name="data")
+
+    def _acknowledge_findings(self) -> None:
+        if not isinstance(self.vpc, ec2.Vpc):
+            return
+        for subnet in self.vpc.public_subnets:
+            acknowledge(
+                subnet,
+                "NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW",
+                "Public subnets hold only the NAT gateways, which need the default route to the internet "
+                "gateway; no workload runs there and no instance gets a public IP.",
+            )

@@ -1,0 +1,165 @@
+"""The tools the agent can call, defined once.
+
+The AgentCore Gateway targets (deployed) and the local MCP tool server (laptop) are both built from
+these specs, so the agent sees the same names, descriptions and JSON schemas in both places. The caller's
+identity is never a tool argument: the ticket owner comes from the validated token (deployed) or the
+configured local user (local mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Target = Literal["tickets", "knowledge", "web_search"]
+
+TICKET_STATUSES = ("open", "in_progress", "resolved", "closed")
+TICKET_PRIORITIES = ("low", "normal", "high")
+MAX_SUBJECT_CHARS = 200
+MAX_DESCRIPTION_CHARS = 4000
+MAX_COMMENT_CHARS = 2000
+MAX_QUERY_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its name, the description the model reads, and the JSON schema of its arguments."""
+
+    name: str
+    target: Target
+    description: str
+    input_schema: dict[str, Any]
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(self.input_schema.get("required", ()))
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+_TICKET_ID = {
+    "type": "string",
+    "pattern": "^TCK-[0-9A-F]{8}$",
+    "description": "The ticket id, e.g. TCK-1A2B3C4D.",
+}
+
+TOOL_SPECS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        name="create_ticket",
+        target="tickets",
+        description=(
+            "Create a support ticket for the current user. Ask the user for their contact email and a "
+            "description of the problem before calling this; never invent them."
+        ),
+        input_schema=_object(
+            {
+                "email": {"type": "string", "description": "Contact email of the user.", "maxLength": 254},
+                "subject": {
+                    "type": "string",
+                    "description": "One-line summary of the problem.",
+                    "minLength": 1,
+                    "maxLength": MAX_SUBJECT_CHARS,
+                },
+                "description": {
+                    "type": "string",
+                    "description": "What happened, what the user tried, and any error shown.",
+                    "minLength": 1,
+                    "maxLength": MAX_DESCRIPTION_CHARS,
+                },
+                "priority": {"type": "string", "enum": list(TICKET_PRIORITIES), "default": "normal"},
+                "device": {
+                    "type": "string",
+                    "description": "Product or device model, if known.",
+                    "maxLength": 100,
+                },
+            },
+            required=("email", "subject", "description"),
+        ),
+    ),
+    ToolSpec(
+        name="get_ticket",
+        target="tickets",
+        description="Get one of the current user's support tickets, with its status and comments.",
+        input_schema=_object({"ticket_id": _TICKET_ID}, required=("ticket_id",)),
+    ),
+    ToolSpec(
+        name="list_tickets",
+        target="tickets",
+        description="List the current user's support tickets, newest first, optionally filtered by status.",
+        input_schema=_object(
+            {
+                "status": {"type": "string", "enum": list(TICKET_STATUSES)},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+            }
+        ),
+    ),
+    ToolSpec(
+        name="update_ticket_status",
+        target="tickets",
+        description="Change the status of one of the current user's tickets (e.g. resolved when the user confirms a fix).",
+        input_schema=_object(
+            {"ticket_id": _TICKET_ID, "status": {"type": "string", "enum": list(TICKET_STATUSES)}},
+            required=("ticket_id", "status"),
+        ),
+    ),
+    ToolSpec(
+        name="add_ticket_comment",
+        target="tickets",
+        description="Add a comment to one of the current user's tickets, e.g. new information from the user.",
+        input_schema=_object(
+            {
+                "ticket_id": _TICKET_ID,
+                "comment": {"type": "string", "minLength": 1, "maxLength": MAX_COMMENT_CHARS},
+            },
+            required=("ticket_id", "comment"),
+        ),
+    ),
+    ToolSpec(
+        name="search_knowledge_base",
+        target="knowledge",
+        description=(
+            "Search the product support knowledge base (manuals, troubleshooting guides, policies). "
+            "Returns passages with document title, source URI, page number and relevance score. Cite the "
+            "document and page of every passage you use."
+        ),
+        input_schema=_object(
+            {
+                "query": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
+                "max_results": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5},
+            },
+            required=("query",),
+        ),
+    ),
+    ToolSpec(
+        name="web_search",
+        target="web_search",
+        description="Search the public web for information that is not in the knowledge base. Cite the URLs you use.",
+        input_schema=_object(
+            {
+                "query": {"type": "string", "minLength": 1, "maxLength": 400},
+                "max_results": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5},
+            },
+            required=("query",),
+        ),
+    ),
+)
+
+
+def specs_for(target: Target) -> tuple[ToolSpec, ...]:
+    """The specs served by one target (gateway target or local tool group)."""
+    return tuple(spec for spec in TOOL_SPECS if spec.target == target)
+
+
+def spec(name: str) -> ToolSpec:
+    """The spec of one tool by name (KeyError names the tool)."""
+    for candidate in TOOL_SPECS:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"unknown tool {name!r}; known tools: {[s.name for s in TOOL_SPECS]}")
