@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
+import jsii
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 from constructs import IConstruct
 
@@ -85,9 +86,36 @@ def acknowledge_all(scope: IConstruct, findings: dict[str, str]) -> None:
 
 def apply_cost_tags(app: cdk.App, config: AppConfig) -> None:
     """Tag every taggable resource with project and profile (stacks add `component`)."""
-    cdk.Tags.of(app).add("project", config.prefix)
-    cdk.Tags.of(app).add("profile", config.project.profile)
-    cdk.Tags.of(app).add("managed-by", "agentic-ai-foundation")
+    tags = {
+        "project": config.prefix,
+        "profile": config.project.profile,
+        "managed-by": "agentic-ai-foundation",
+    }
+    for key, value in tags.items():
+        cdk.Tags.of(app).add(key, value)
+    cdk.Aspects.of(app).add(_TagRawResources(tags))
+
+
+# Types CDK's custom-resource providers create as raw CfnResources, which `Tags.of` cannot reach.
+_RAW_TAGGABLE_TYPES = frozenset({"AWS::IAM::Role", "AWS::Lambda::Function"})
+
+
+@jsii.implements(cdk.IAspect)
+class _TagRawResources:
+    """Tags the raw roles and functions of CDK's custom-resource providers like everything else."""
+
+    def __init__(self, tags: dict[str, str]) -> None:
+        self._tags = tags
+
+    def visit(self, node: IConstruct) -> None:
+        if (
+            isinstance(node, cdk.CfnResource)
+            and node.cfn_resource_type in _RAW_TAGGABLE_TYPES
+            and not cdk.TagManager.is_taggable(node)
+        ):
+            component = getattr(cdk.Stack.of(node), "component", "shared")
+            tags = {**self._tags, "component": component}
+            node.add_property_override("Tags", [{"Key": k, "Value": v} for k, v in sorted(tags.items())])
 
 
 @dataclass(frozen=True)

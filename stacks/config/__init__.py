@@ -165,7 +165,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _parse_scalar(raw: Any) -> Any:
-    if not isinstance(raw, str):
+    """Context values arrive as strings: read them as YAML (numbers, booleans, lists), except
+    digit strings with a leading zero such as account ids, which stay strings."""
+    if not isinstance(raw, str) or re.fullmatch(r"0\d+", raw):
         return raw
     try:
         return yaml.safe_load(raw)

@@ -32,6 +32,11 @@ class EnvironmentConfig(Section):
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
 
 class NetworkConfig(Section):
     """VPC: import an existing one by id or create one with the given shape."""
