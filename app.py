@@ -7,7 +7,9 @@ import aws_cdk as cdk
 
 from stacks.compliance import apply_cost_tags, enable_compliance_checks
 from stacks.config import AppConfig, load_config
+from stacks.guardrails import GuardrailsStack
 from stacks.identity import IdentityStack
+from stacks.knowledge_base import KnowledgeBaseStack
 from stacks.network import NetworkStack
 
 
@@ -15,7 +17,14 @@ def build(app: cdk.App, config: AppConfig) -> dict[str, cdk.Stack]:
     """Create every stack of the foundation, passing dependencies as typed constructor arguments."""
     network = NetworkStack(app, config=config)
     identity = IdentityStack(app, config=config)
-    return {"network": network, "identity": identity}
+    knowledge_base = KnowledgeBaseStack(app, config=config)
+    guardrails = GuardrailsStack(app, config=config)
+    return {
+        "network": network,
+        "identity": identity,
+        "knowledge_base": knowledge_base,
+        "guardrails": guardrails,
+    }
 
 
 def main() -> None:

@@ -155,6 +155,13 @@ class PiiRule(Section):
         "US_BANK_ACCOUNT_NUMBER",
     ]
     action: Literal["BLOCK", "ANONYMIZE"]
+    # What to do in model output; unset means the same as `action`. NONE lets answers keep, e.g., the
+    # support phone number the knowledge base itself publishes.
+    output_action: Literal["BLOCK", "ANONYMIZE", "NONE"] | None = None
+
+    @property
+    def effective_output_action(self) -> str:
+        return self.output_action or self.action
 
 
 def _default_content_filters() -> dict[str, FilterStrength]:
@@ -185,7 +192,7 @@ class GuardrailConfig(Section):
         PiiRule(type="US_SOCIAL_SECURITY_NUMBER", action="BLOCK"),
         PiiRule(type="PASSWORD", action="BLOCK"),
         PiiRule(type="AWS_SECRET_KEY", action="BLOCK"),
-        PiiRule(type="PHONE", action="ANONYMIZE"),
+        PiiRule(type="PHONE", action="ANONYMIZE", output_action="NONE"),
     )
     blocked_words: tuple[str, ...] = ()
     profanity_filter: bool = True

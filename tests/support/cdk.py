@@ -22,5 +22,4 @@ def build_stack(factory: Callable[..., StackT], config: AppConfig, **inputs: Any
 
 def resources_of(template: Template, resource_type: str) -> dict[str, Any]:
     """Logical id -> resource body for every resource of one type."""
-    found: dict[str, Any] = template.find_resources(resource_type)
-    return found
+    return dict(template.find_resources(resource_type))
