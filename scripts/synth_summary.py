@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cfnlint.api import ManualArgs, lint
 
+from cost.report import idle_cost_summary
 from stacks.compliance import read_validation_report
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  CFN-LINT {error}")
             failed = True
     print("gates: FAILED" if failed else "gates: passed")
+    print(idle_cost_summary(args.outdir))  # informational (`make cost` for details); never fails the gates
     return 1 if failed else 0
 
 

@@ -16,6 +16,12 @@ class AgentCoreConfig(Section):
     memory_event_expiry_days: int = Field(default=30, ge=7, le=365)
     local_user: str = Field(default="local-user", pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
     log_retention_days: int = 30
+    tracing: bool = True
+    tool_memory_mb: int = Field(default=512, ge=128, le=3008)
+    tool_timeout_seconds: int = Field(default=30, ge=3, le=300)
+    tavily_secret_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+    """Secrets Manager secret holding `{"api_key": "tvly-..."}` (used when components.web_search is on);
+    default `<prefix>/tavily`. Create it before deploying; the template only references it."""
 
     @field_validator("log_retention_days")
     @classmethod

@@ -23,13 +23,28 @@ class TeamBudget(Section):
 class LlmGatewayConfig(Section):
     """LiteLLM on ECS Fargate with Aurora Serverless v2 and optional Valkey."""
 
+    # Pin by tag, or by digest for immutability: "ghcr.io/berriai/litellm-database@sha256:<digest>".
     image: str = Field(default="ghcr.io/berriai/litellm-database:main-v1.102.4-stable", min_length=3)
+    # External mode (components.llm_gateway: external): the gateway's base URL (no /v1) and the names of
+    # the Secrets Manager secrets holding the agent's and the evaluation's virtual keys ({"api_key": ...}).
     external_url: str | None = Field(default=None, pattern=r"^https://")
+    external_agent_key_secret_name: str | None = Field(default=None, min_length=1, max_length=512)
+    external_eval_key_secret_name: str | None = Field(default=None, min_length=1, max_length=512)
+    # ACM certificate for an HTTPS listener (required when public; plain HTTP inside the VPC otherwise) and
+    # the DNS name it covers, which you point at the load balancer (stack output LoadBalancerDnsName).
+    hostname: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+    )
+    certificate_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$"
+    )
     cpu: Literal[256, 512, 1024, 2048, 4096] = 1024
     memory_mib: int = Field(default=2048, ge=512, le=30_720)
     min_tasks: int = Field(default=1, ge=1, le=20)
     max_tasks: int = Field(default=2, ge=1, le=50)
-    workers: int = Field(default=2, ge=1, le=16)
+    # Uvicorn workers per task; each is recycled after max_requests_before_restart requests (with jitter),
+    # so at least two keep serving while one restarts.
+    workers: int = Field(default=2, ge=2, le=16)
     max_requests_before_restart: int = Field(default=10_000, ge=100)
     db_min_acu: float = Field(default=0.0, ge=0.0, le=256)
     db_max_acu: float = Field(default=2.0, ge=1.0, le=256)
@@ -42,6 +57,11 @@ class LlmGatewayConfig(Section):
     )
     agent_key_budget_usd: float = Field(default=100.0, gt=0)
     eval_key_budget_usd: float = Field(default=25.0, gt=0)
+    agent_key_rpm: int = Field(default=120, ge=1)
+    eval_key_rpm: int = Field(default=60, ge=1)
+    # The team each service key's spend is attributed to (a team from identity.teams).
+    agent_key_team: str = Field(default="support", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    eval_key_team: str = Field(default="platform", pattern=r"^[a-z][a-z0-9-]{1,30}$")
 
     @field_validator("log_retention_days")
     @classmethod
@@ -54,4 +74,13 @@ class LlmGatewayConfig(Section):
             raise ValueError("min_tasks cannot exceed max_tasks")
         if self.db_min_acu > self.db_max_acu:
             raise ValueError("db_min_acu cannot exceed db_max_acu")
+        if self.public and self.certificate_arn is None:
+            raise ValueError(
+                "certificate_arn: a public gateway needs an ACM certificate for its HTTPS listener"
+            )
+        if self.certificate_arn is not None and self.hostname is None:
+            raise ValueError("hostname: an HTTPS gateway needs the DNS name its certificate covers")
+        teams = [budget.team for budget in self.team_budgets]
+        if len(set(teams)) != len(teams):
+            raise ValueError("team_budgets: each team may have one budget")
         return self

@@ -26,6 +26,18 @@ class ModelEntry(Section):
     api_base_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
 
+    @model_validator(mode="after")
+    def _provider_settings(self) -> ModelEntry:
+        if self.provider == "openai_compatible" and self.api_base_env is None:
+            raise ValueError(
+                "api_base_env: an openai_compatible model needs the name of the variable holding its base URL"
+            )
+        if self.provider == "bedrock":
+            for key in ("api_base_env", "api_key_env"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: bedrock models use AWS credentials, not an API base or key")
+        return self
+
 
 class ModelCatalogConfig(Section):
     """Aliases served by the gateway, which alias the agent and the judge use, and retry policy."""

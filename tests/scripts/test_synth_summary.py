@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ GOOD = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"Topic
 BAD = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"NoSuchProperty": 1}}}}
 
 
-def _assembly(tmp_path: Path, template: dict, open_findings: int = 0) -> Path:
+def _assembly(tmp_path: Path, template: dict[str, Any], open_findings: int = 0) -> Path:
     (tmp_path / "s.template.json").write_text(json.dumps(template))
     manifest = {
         "artifacts": {

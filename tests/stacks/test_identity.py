@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
@@ -22,7 +23,7 @@ def prod_template() -> Template:
     return build_stack(IdentityStack, test_config("prod"))[1]
 
 
-def _client(template: Template, name: str) -> dict:
+def _client(template: Template, name: str) -> dict[str, Any]:
     for resource in resources_of(template, "AWS::Cognito::UserPoolClient").values():
         if resource["Properties"]["ClientName"] == f"aaf-{name}":
             return dict(resource["Properties"])

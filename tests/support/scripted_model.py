@@ -136,6 +136,7 @@ class ScriptedModel:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # small SSE chunks would otherwise stall ~40 ms (delayed ACK)
 
             def log_message(self, format: str, *args: Any) -> None:  # silence per-request stderr lines
                 return

@@ -1,0 +1,1 @@
+"""Tool gateway REQUEST interceptor Lambda."""

@@ -1,0 +1,940 @@
+"""LLM gateway: LiteLLM on ECS Fargate behind an ALB, with Aurora Serverless v2, optional Valkey, and a
+bootstrap of teams and virtual keys on every deploy.
+
+The LiteLLM `config.yaml` is generated at synth from the model catalog (`llm_gateway.config`) and shipped
+as an S3 asset the proxy loads natively (LITELLM_CONFIG_BUCKET_NAME/OBJECT_KEY). It holds no secret and no
+token: everything deployment-specific arrives as environment (`os.environ/NAME` in the YAML), secrets as
+ECS `secrets` from Secrets Manager values generated at deploy time.
+
+External mode (`components.llm_gateway: external`) creates nothing but hands consumers the configured
+URL and the agent and evaluation key secrets imported by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_bedrock as bedrock
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_wafv2 as wafv2
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IConstruct
+
+from llm_gateway.bootstrap import plan_from_config
+from llm_gateway.config import (
+    ENV_GUARDRAIL_ID,
+    ENV_GUARDRAIL_VERSION,
+    ENV_LANGFUSE_HOST,
+    ENV_LANGFUSE_PUBLIC_KEY,
+    ENV_LANGFUSE_SECRET_KEY,
+    ENV_MASTER_KEY,
+    ENV_REDIS_HOST,
+    ENV_REDIS_PASSWORD,
+    ENV_REDIS_PORT,
+    ENV_SALT_KEY,
+    deployed_config,
+    render_yaml,
+)
+from stacks.base import FoundationStack, retention
+from stacks.compliance import (
+    CDK_HELPER_ACKNOWLEDGEMENTS,
+    acknowledge,
+    acknowledge_all,
+    acknowledge_cdk_helpers,
+)
+from stacks.config import REPO_ROOT, AppConfig
+from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
+
+CONTAINER_PORT = 4000
+DATABASE_PORT = 5433  # not the engine default (AwsSolutions-RDS11)
+REDIS_PORT = 6380  # not the engine default (AwsSolutions-AEC5)
+DATABASE_NAME = "litellm"
+HEALTH_PATH = "/health/liveliness"
+BOOTSTRAP_HANDLER = REPO_ROOT / "functions" / "gateway_bootstrap" / "handler.py"
+BOOTSTRAP_MODULE = REPO_ROOT / "llm_gateway" / "bootstrap.py"
+# Cross-region inference profile prefixes: such a model id routes to the foundation model in several regions.
+INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
+CPU_TARGET_PERCENT = 60
+REQUESTS_PER_TASK_PER_MINUTE = 600
+
+
+class LlmGatewayStack(FoundationStack):
+    """The OpenAI-compatible gateway every model call goes through (or an external one)."""
+
+    component = "llm-gateway"
+    description_text = "LLM gateway (LiteLLM on ECS, Aurora Serverless v2, keys and budgets)"
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        config: AppConfig,
+        vpc: ec2.IVpc,
+        guardrail: bedrock.CfnGuardrail,
+        guardrail_version: bedrock.CfnGuardrailVersion,
+        langfuse: LangfuseConnection | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, config=config, **kwargs)
+        self.vpc = vpc
+        self.guardrail = guardrail
+        self.guardrail_version = guardrail_version
+        self.langfuse = langfuse
+        self.service: ecs.FargateService | None = None
+        self.database: rds.DatabaseCluster | None = None
+        if config.components.llm_gateway == "external":
+            self.endpoint = self._import_external_endpoint()
+            return
+        self.key = self.create_data_key("GatewayKey", "LLM gateway (logs, secrets, database, cache)")
+        self.master_key_secret, self.salt_key_secret = self._create_gateway_secrets()
+        self.agent_key_secret, self.eval_key_secret = self._create_virtual_key_secrets()
+        self.database = self._create_database()
+        self.cache = self._create_cache() if config.llm_gateway.cache else None
+        self.config_asset, self.config_hash = self._create_config_asset()
+        self.load_balancer, self.listener, self.alb_security_group = self._create_load_balancer()
+        self.service, self.target_group = self._create_service()
+        self.scaling = self._create_autoscaling()
+        self._grant_model_access()
+        self.bootstrap = self._create_bootstrap()
+        self.endpoint = LlmGatewayEndpoint(
+            url=self.url,
+            agent_key_secret=self.agent_key_secret,
+            eval_key_secret=self.eval_key_secret,
+            security_group=self.alb_security_group,
+        )
+        self._create_outputs()
+        self._acknowledge_findings()
+
+    # --- external mode ------------------------------------------------------------------------------
+
+    def _import_external_endpoint(self) -> LlmGatewayEndpoint:
+        gateway = self.config.llm_gateway
+        missing = [
+            f"llm_gateway.{key}"
+            for key in ("external_url", "external_agent_key_secret_name", "external_eval_key_secret_name")
+            if getattr(gateway, key) is None
+        ]
+        if missing:
+            raise ValueError(f"config keys {missing} are required when components.llm_gateway is 'external'")
+        assert (
+            gateway.external_url
+            and gateway.external_agent_key_secret_name
+            and gateway.external_eval_key_secret_name
+        )
+        return LlmGatewayEndpoint(
+            url=gateway.external_url.rstrip("/"),
+            agent_key_secret=secretsmanager.Secret.from_secret_name_v2(
+                self, "ExternalAgentKey", gateway.external_agent_key_secret_name
+            ),
+            eval_key_secret=secretsmanager.Secret.from_secret_name_v2(
+                self, "ExternalEvalKey", gateway.external_eval_key_secret_name
+            ),
+            security_group=None,
+        )
+
+    # --- secrets ------------------------------------------------------------------------------------
+
+    def _generated_secret(self, construct_id: str, description: str, length: int) -> secretsmanager.Secret:
+        return secretsmanager.Secret(
+            self,
+            construct_id,
+            description=description,
+            encryption_key=self.key,
+            removal_policy=self.removal_policy,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=length, exclude_punctuation=True, include_space=False
+            ),
+        )
+
+    def _create_gateway_secrets(self) -> tuple[secretsmanager.Secret, secretsmanager.Secret]:
+        # LiteLLM expects keys to start with "sk-": the master key secret is "sk-" + a generated body.
+        # CloudFormation resolves the dynamic reference when it writes the secret: deploy time, no plaintext.
+        body = self._generated_secret("MasterKeyBody", "Random body of the LiteLLM master key", 48)
+        master = secretsmanager.Secret(
+            self,
+            "MasterKey",
+            description="LiteLLM master key (admin API; bootstrap only)",
+            encryption_key=self.key,
+            removal_policy=self.removal_policy,
+            secret_string_value=cdk.SecretValue.unsafe_plain_text(
+                cdk.Fn.join("", ["sk-", body.secret_value.unsafe_unwrap()])
+            ),
+        )
+        self.master_key_body_secret = body
+        salt = self._generated_secret(
+            "SaltKey", "LiteLLM salt key: encrypts credentials stored in the database; never change it", 48
+        )
+        return master, salt
+
+    def _create_virtual_key_secrets(self) -> tuple[secretsmanager.Secret, secretsmanager.Secret]:
+        """Created holding no key; the bootstrap writes `{"api_key", "key_alias"}` into them."""
+
+        def empty(construct_id: str, consumer: str) -> secretsmanager.Secret:
+            return secretsmanager.Secret(
+                self,
+                construct_id,
+                description=f"LiteLLM virtual key of the {consumer} (written by the gateway bootstrap)",
+                encryption_key=self.key,
+                removal_policy=self.removal_policy,
+                secret_object_value={"api_key": cdk.SecretValue.unsafe_plain_text("")},
+            )
+
+        return empty("AgentKeySecret", "agent"), empty("EvalKeySecret", "evaluation")
+
+    # --- data stores --------------------------------------------------------------------------------
+
+    def _data_subnets(self) -> ec2.SubnetSelection:
+        return ec2.SubnetSelection(subnet_group_name="data")
+
+    def _service_subnets(self) -> ec2.SubnetSelection:
+        return ec2.SubnetSelection(subnet_group_name="services")
+
+    def _create_database(self) -> rds.DatabaseCluster:
+        gateway = self.config.llm_gateway
+        # 0 ACU (auto-pause) needs Aurora PostgreSQL 16.3+; 16.9 supports it.
+        engine = rds.DatabaseClusterEngine.aurora_postgres(version=rds.AuroraPostgresEngineVersion.VER_16_9)
+        readers = (
+            [rds.ClusterInstance.serverless_v2("Reader", scale_with_writer=True)]
+            if self.config.is_prod
+            else []
+        )
+        cluster_identifier = self.resource_name("llm-gateway-db")
+        # Pre-create the exported-log group (KMS, retention) instead of CDK's LogRetention helper.
+        logs.LogGroup(
+            self,
+            "DatabaseLogs",
+            log_group_name=f"/aws/rds/cluster/{cluster_identifier}/postgresql",
+            retention=retention(gateway.log_retention_days),
+            encryption_key=self.key,
+            removal_policy=self.removal_policy,
+        )
+        cluster = rds.DatabaseCluster(
+            self,
+            "Database",
+            cluster_identifier=cluster_identifier,
+            engine=engine,
+            writer=rds.ClusterInstance.serverless_v2("Writer"),
+            readers=readers,
+            serverless_v2_min_capacity=gateway.db_min_acu,
+            serverless_v2_max_capacity=gateway.db_max_acu,
+            serverless_v2_auto_pause_duration=cdk.Duration.minutes(10) if gateway.db_min_acu == 0 else None,
+            vpc=self.vpc,
+            vpc_subnets=self._data_subnets(),
+            port=DATABASE_PORT,
+            default_database_name=DATABASE_NAME,
+            credentials=rds.Credentials.from_generated_secret("litellm", encryption_key=self.key),
+            storage_encrypted=True,
+            storage_encryption_key=self.key,
+            iam_authentication=True,
+            deletion_protection=self.config.is_prod,
+            backup=rds.BackupProps(retention=cdk.Duration.days(14 if self.config.is_prod else 1)),
+            cloudwatch_logs_exports=["postgresql"],
+            removal_policy=self.removal_policy,
+        )
+        cluster.node.add_dependency(self.node.find_child("DatabaseLogs"))
+        return cluster
+
+    def _create_cache(self) -> elasticache.CfnReplicationGroup:
+        """Valkey with TLS and AUTH, one primary and one replica across AZs: shared rate-limit counters."""
+        self.cache_security_group = ec2.SecurityGroup(
+            self,
+            "CacheSecurityGroup",
+            vpc=self.vpc,
+            description="Valkey for the LLM gateway",
+            allow_all_outbound=False,
+        )
+        subnet_group = elasticache.CfnSubnetGroup(
+            self,
+            "CacheSubnets",
+            description="LLM gateway cache subnets",
+            subnet_ids=self.vpc.select_subnets(subnet_group_name="data").subnet_ids,
+        )
+        self.cache_auth_secret = self._generated_secret(
+            "CacheAuthToken", "Valkey AUTH token of the LLM gateway", 64
+        )
+        cache = elasticache.CfnReplicationGroup(
+            self,
+            "Cache",
+            replication_group_description="LLM gateway router state (rate limits across tasks)",
+            engine="valkey",
+            engine_version="8.0",
+            cache_node_type="cache.t4g.small",
+            num_cache_clusters=2,
+            automatic_failover_enabled=True,
+            multi_az_enabled=True,
+            port=REDIS_PORT,
+            cache_subnet_group_name=subnet_group.ref,
+            security_group_ids=[self.cache_security_group.security_group_id],
+            at_rest_encryption_enabled=True,
+            kms_key_id=self.key.key_id,
+            transit_encryption_enabled=True,
+            auth_token=self.cache_auth_secret.secret_value.unsafe_unwrap(),  # a {{resolve:...}} reference
+            snapshot_retention_limit=0,  # ephemeral counters: nothing worth restoring
+        )
+        cache.apply_removal_policy(self.removal_policy)
+        return cache
+
+    # --- configuration --------------------------------------------------------------------------------
+
+    def _create_config_asset(self) -> tuple[s3_assets.Asset, str]:
+        """The generated config.yaml as an S3 asset (content-addressed: a change rolls the service)."""
+        text = render_yaml(deployed_config(self.config))
+        directory = Path(tempfile.mkdtemp(prefix="llm-gateway-config-"))
+        path = directory / "config.yaml"
+        path.write_text(text, encoding="utf-8")
+        asset = s3_assets.Asset(self, "GatewayConfig", path=str(path))
+        return asset, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # --- load balancer ------------------------------------------------------------------------------
+
+    def _create_load_balancer(
+        self,
+    ) -> tuple[elbv2.ApplicationLoadBalancer, elbv2.ApplicationListener, ec2.SecurityGroup]:
+        gateway = self.config.llm_gateway
+        security_group = ec2.SecurityGroup(
+            self,
+            "LoadBalancerSecurityGroup",
+            vpc=self.vpc,
+            description="LLM gateway load balancer",
+            allow_all_outbound=False,
+        )
+        port = 443 if gateway.certificate_arn else 80
+        if not gateway.public:
+            cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
+            security_group.add_ingress_rule(
+                ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), "Gateway clients in the VPC"
+            )
+        else:
+            security_group.add_ingress_rule(
+                ec2.Peer.any_ipv4(), ec2.Port.tcp(port), "Public gateway behind WAF"
+            )
+        load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=self.vpc,
+            internet_facing=gateway.public,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+            if gateway.public
+            else self._service_subnets(),
+            security_group=security_group,
+            drop_invalid_header_fields=True,
+            idle_timeout=cdk.Duration.seconds(max(60, self.config.models.request_timeout_seconds + 30)),
+            deletion_protection=self.config.is_prod,
+        )
+        if not cdk.Token.is_unresolved(self.region):
+            # Needs the region's ELB log-delivery principal, which an environment-agnostic synth cannot know.
+            load_balancer.log_access_logs(self._create_access_log_bucket(), prefix="alb")
+        else:
+            acknowledge_all(
+                load_balancer,
+                {
+                    finding: "Access logs need the region's ELB log-delivery principal, unknown in an "
+                    "environment-agnostic synth (set environment.region to enable them). Every request is "
+                    "still recorded by LiteLLM's spend logs in Aurora: key, team, model, status and cost."
+                    for finding in ("AwsSolutions-ELB2",)
+                },
+            )
+        if gateway.certificate_arn:
+            listener = load_balancer.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_arn(gateway.certificate_arn)],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+                open=False,
+            )
+        else:
+            listener = load_balancer.add_listener(
+                "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False
+            )
+        if gateway.public:
+            self._create_waf(load_balancer)
+        return load_balancer, listener, security_group
+
+    def _create_access_log_bucket(self) -> s3.Bucket:
+        # ALB access logs support SSE-S3 only (not KMS).
+        return s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            removal_policy=self.removal_policy,
+            auto_delete_objects=not self.config.retain_data,
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=cdk.Duration.days(self.config.llm_gateway.log_retention_days))
+            ],
+        )
+
+    def _create_waf(self, load_balancer: elbv2.ApplicationLoadBalancer) -> wafv2.CfnWebACL:
+        def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=name
+                    )
+                ),
+                visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                    cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+                ),
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name="llm-gateway", sampled_requests_enabled=True
+            ),
+            rules=[
+                managed("AWSManagedRulesCommonRuleSet", 1),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerIp",
+                    priority=3,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=2000, aggregate_key_type="IP"
+                        )
+                    ),
+                    visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                        cloud_watch_metrics_enabled=True,
+                        metric_name="rate-limit",
+                        sampled_requests_enabled=True,
+                    ),
+                ),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self, "WebAclAssociation", resource_arn=load_balancer.load_balancer_arn, web_acl_arn=acl.attr_arn
+        )
+        waf_log_group_name = f"aws-waf-logs-{self.resource_name('llm-gateway')}"  # WAF requires this prefix
+        waf_logs = logs.LogGroup(
+            self,
+            "WafLogs",
+            log_group_name=waf_log_group_name,
+            retention=retention(self.config.llm_gateway.log_retention_days),
+            encryption_key=self.key,
+            removal_policy=self.removal_policy,
+        )
+        wafv2.CfnLoggingConfiguration(
+            self,
+            "WafLogging",
+            resource_arn=acl.attr_arn,
+            # WAF wants the log group ARN without CloudWatch's trailing ":*".
+            log_destination_configs=[
+                f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{waf_log_group_name}"
+            ],
+        ).node.add_dependency(waf_logs)
+        acknowledge(
+            load_balancer.connections.security_groups[0],
+            "AwsSolutions-EC23",
+            "llm_gateway.public is set: the gateway is meant to be reached from the internet, over HTTPS only, "
+            "behind a WAF web ACL (managed rule sets and a per-IP rate limit), by callers holding a virtual key.",
+        )
+        return acl
+
+    @property
+    def url(self) -> str:
+        """Base URL of the gateway (no /v1)."""
+        gateway = self.config.llm_gateway
+        if gateway.certificate_arn:
+            return f"https://{gateway.hostname}"  # the name the certificate covers (validated with it)
+        return f"http://{self.load_balancer.load_balancer_dns_name}"
+
+    # --- service ------------------------------------------------------------------------------------
+
+    def _create_service(self) -> tuple[ecs.FargateService, elbv2.ApplicationTargetGroup]:
+        gateway = self.config.llm_gateway
+        cluster = ecs.Cluster(
+            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+        task_definition = ecs.FargateTaskDefinition(
+            self,
+            "Task",
+            cpu=gateway.cpu,
+            memory_limit_mib=gateway.memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.ARM64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        container = task_definition.add_container(
+            "litellm",
+            image=ecs.ContainerImage.from_registry(gateway.image),
+            # The image's entrypoint runs `litellm "$@"`; the config comes from S3 (environment below).
+            command=[
+                "--port",
+                str(CONTAINER_PORT),
+                "--num_workers",
+                str(gateway.workers),
+                # Recycle each worker after this many requests so slow memory growth cannot take a task down.
+                "--max_requests_before_restart",
+                str(gateway.max_requests_before_restart),
+                # ... at staggered counts, so the workers of a task never restart together.
+                "--max_requests_before_restart_jitter",
+                str(max(1, gateway.max_requests_before_restart // 10)),
+            ],
+            environment=self._container_environment(),
+            secrets=self._container_secrets(),
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="litellm",
+                log_group=self.create_log_group(
+                    "GatewayLogs", retention_days=gateway.log_retention_days, key=self.key
+                ),
+            ),
+            readonly_root_filesystem=False,  # LiteLLM writes its Prisma client and UI build at start-up
+            stop_timeout=cdk.Duration.seconds(30),
+        )
+        container.add_port_mappings(ecs.PortMapping(container_port=CONTAINER_PORT))
+        # Exactly the one config object (not the whole asset bucket).
+        task_definition.task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadGatewayConfig",
+                actions=["s3:GetObject"],
+                resources=[
+                    f"arn:{self.partition}:s3:::{self.config_asset.s3_bucket_name}/{self.config_asset.s3_object_key}"
+                ],
+            )
+        )
+
+        self.service_security_group = ec2.SecurityGroup(
+            self,
+            "ServiceSecurityGroup",
+            vpc=self.vpc,
+            description="LiteLLM tasks: from the load balancer; out to Bedrock, database, cache",
+            allow_all_outbound=True,
+        )
+        service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=task_definition,
+            desired_count=gateway.min_tasks,
+            vpc_subnets=self._service_subnets(),
+            security_groups=[self.service_security_group],
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            health_check_grace_period=cdk.Duration.seconds(120),
+        )
+        assert self.database is not None
+        self.database.connections.allow_from(
+            self.service_security_group, ec2.Port.tcp(DATABASE_PORT), "LiteLLM tasks"
+        )
+        if self.cache is not None:
+            self.cache_security_group.add_ingress_rule(
+                self.service_security_group, ec2.Port.tcp(REDIS_PORT), "LiteLLM tasks"
+            )
+        target_group = self.listener.add_targets(
+            "Litellm",
+            port=CONTAINER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[service],
+            deregistration_delay=cdk.Duration.seconds(30),
+            health_check=elbv2.HealthCheck(
+                path=HEALTH_PATH,
+                healthy_http_codes="200",
+                interval=cdk.Duration.seconds(20),
+                timeout=cdk.Duration.seconds(10),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+        )
+        return service, target_group
+
+    def _container_environment(self) -> dict[str, str]:
+        assert self.database is not None
+        environment = {
+            "LITELLM_CONFIG_BUCKET_NAME": self.config_asset.s3_bucket_name,
+            "LITELLM_CONFIG_BUCKET_OBJECT_KEY": self.config_asset.s3_object_key,
+            "LITELLM_CONFIG_BUCKET_TYPE": "s3",
+            # LiteLLM builds DATABASE_URL from these and the two secrets below.
+            "DATABASE_HOST": self.database.cluster_endpoint.socket_address,
+            "DATABASE_NAME": DATABASE_NAME,
+            ENV_GUARDRAIL_ID: self.guardrail.attr_guardrail_id,
+            ENV_GUARDRAIL_VERSION: self.guardrail_version.attr_version,
+            "AWS_REGION_NAME": self.region,
+            "LITELLM_LOG": "INFO",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_DONT_SHOW_FEEDBACK_BOX": "True",
+            "DISABLE_ADMIN_UI": "True",
+            "STORE_MODEL_IN_DB": "False",
+        }
+        if self.cache is not None:
+            environment[ENV_REDIS_HOST] = self.cache.attr_primary_end_point_address
+            environment[ENV_REDIS_PORT] = str(REDIS_PORT)
+        if self.langfuse is not None:
+            environment[ENV_LANGFUSE_HOST] = self.langfuse.host
+        return environment
+
+    def _container_secrets(self) -> dict[str, ecs.Secret]:
+        assert self.database is not None and self.database.secret is not None
+        secrets = {
+            ENV_MASTER_KEY: ecs.Secret.from_secrets_manager(self.master_key_secret),
+            ENV_SALT_KEY: ecs.Secret.from_secrets_manager(self.salt_key_secret),
+            "DATABASE_USERNAME": ecs.Secret.from_secrets_manager(self.database.secret, "username"),
+            "DATABASE_PASSWORD": ecs.Secret.from_secrets_manager(self.database.secret, "password"),
+        }
+        if self.cache is not None:
+            secrets[ENV_REDIS_PASSWORD] = ecs.Secret.from_secrets_manager(self.cache_auth_secret)
+        if self.langfuse is not None:
+            keys = self._langfuse_keys_secret(self.langfuse.keys_secret)
+            secrets[ENV_LANGFUSE_PUBLIC_KEY] = ecs.Secret.from_secrets_manager(keys, "public_key")
+            secrets[ENV_LANGFUSE_SECRET_KEY] = ecs.Secret.from_secrets_manager(keys, "secret_key")
+        return secrets
+
+    def _langfuse_keys_secret(self, source: secretsmanager.ISecret) -> secretsmanager.ISecret:
+        """The Langfuse keys secret re-imported here, so granting our task read access only changes our
+        role's policy (granting on the other stack's secret and key would edit their policies and make
+        that stack depend on this one)."""
+        key = (
+            kms.Key.from_key_arn(self, "LangfuseKeysKey", source.encryption_key.key_arn)
+            if source.encryption_key is not None
+            else None
+        )
+        if source.secret_full_arn is not None:
+            return secretsmanager.Secret.from_secret_attributes(
+                self, "LangfuseKeys", secret_complete_arn=source.secret_full_arn, encryption_key=key
+            )
+        return secretsmanager.Secret.from_secret_attributes(
+            self, "LangfuseKeys", secret_partial_arn=source.secret_arn, encryption_key=key
+        )
+
+    def _create_autoscaling(self) -> ecs.ScalableTaskCount:
+        assert self.service is not None
+        gateway = self.config.llm_gateway
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=gateway.min_tasks, max_capacity=gateway.max_tasks
+        )
+        scaling.scale_on_cpu_utilization(
+            "Cpu",
+            target_utilization_percent=CPU_TARGET_PERCENT,
+            scale_in_cooldown=cdk.Duration.minutes(5),
+            scale_out_cooldown=cdk.Duration.minutes(1),
+        )
+        scaling.scale_on_request_count(
+            "Requests",
+            requests_per_target=REQUESTS_PER_TASK_PER_MINUTE,
+            target_group=self.target_group,
+            scale_in_cooldown=cdk.Duration.minutes(5),
+            scale_out_cooldown=cdk.Duration.minutes(1),
+        )
+        return scaling
+
+    # --- model permissions --------------------------------------------------------------------------
+
+    def bedrock_model_arns(self) -> tuple[list[str], list[str], list[str]]:
+        """(inference-profile ARNs, foundation-model ARNs reached through them, directly invoked models)."""
+        profiles, routed, direct = [], [], []
+        for entry in self.config.models.entries:
+            if entry.provider != "bedrock":
+                continue
+            model_id = entry.model_id
+            if model_id.startswith(INFERENCE_PROFILE_PREFIXES):
+                profiles.append(
+                    f"arn:{self.partition}:bedrock:{self.region}:{self.account}:inference-profile/{model_id}"
+                )
+                # A profile routes to the model in any region of its geography: the region is the profile's choice.
+                routed.append(f"arn:{self.partition}:bedrock:*::foundation-model/{model_id.split('.', 1)[1]}")
+            else:
+                direct.append(f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{model_id}")
+        return sorted(set(profiles)), sorted(set(routed)), sorted(set(direct))
+
+    def _grant_model_access(self) -> None:
+        assert self.service is not None
+        role = self.service.task_definition.task_role
+        actions = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+        profiles, routed, direct = self.bedrock_model_arns()
+        if profiles:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(sid="InvokeInferenceProfiles", actions=actions, resources=profiles)
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="InvokeModelsThroughProfiles",
+                    actions=actions,
+                    resources=routed,
+                    # Only as the catalogued profiles route: never the foundation models directly.
+                    conditions={"StringEquals": {"bedrock:InferenceProfileArn": profiles}},
+                )
+            )
+        if direct:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(sid="InvokeModels", actions=actions, resources=direct)
+            )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ApplyGuardrail",
+                actions=["bedrock:ApplyGuardrail"],
+                resources=[self.guardrail.attr_guardrail_arn],
+            )
+        )
+        if self.guardrail.kms_key_arn:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="DecryptGuardrailThroughBedrock",
+                    actions=["kms:Decrypt"],
+                    resources=[self.guardrail.kms_key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"bedrock.{self.region}.amazonaws.com"}},
+                )
+            )
+
+    # --- bootstrap ----------------------------------------------------------------------------------
+
+    def _stage_bootstrap_code(self) -> str:
+        """handler.py plus llm_gateway/bootstrap.py (stdlib + boto3) in one directory: no bundling needed."""
+        directory = Path(tempfile.mkdtemp(prefix="llm-gateway-bootstrap-"))
+        shutil.copyfile(BOOTSTRAP_HANDLER, directory / "handler.py")
+        package = directory / "llm_gateway"
+        package.mkdir()
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        shutil.copyfile(BOOTSTRAP_MODULE, package / "bootstrap.py")
+        return str(directory)
+
+    def _create_bootstrap(self) -> cdk.CustomResource:
+        assert self.service is not None
+        security_group = ec2.SecurityGroup(
+            self,
+            "BootstrapSecurityGroup",
+            vpc=self.vpc,
+            description="Gateway bootstrap: to the load balancer and AWS APIs",
+            allow_all_outbound=False,
+        )
+        listener_port = 443 if self.config.llm_gateway.certificate_arn else 80
+        cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
+        security_group.add_egress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(listener_port), "Gateway")
+        security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager (HTTPS)")
+        log_days = self.config.llm_gateway.log_retention_days
+        function = lambda_.Function(
+            self,
+            "BootstrapFunction",
+            description="Creates the LLM gateway's teams and virtual keys (idempotent)",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.on_event",
+            code=lambda_.Code.from_asset(self._stage_bootstrap_code()),
+            timeout=cdk.Duration.minutes(14),
+            memory_size=256,
+            vpc=self.vpc,
+            vpc_subnets=self._service_subnets(),
+            security_groups=[security_group],
+            environment={
+                "GATEWAY_URL": self.url,
+                "MASTER_KEY_SECRET_ARN": self.master_key_secret.secret_arn,
+                "READY_TIMEOUT_SECONDS": "600",
+            },
+            environment_encryption=self.key,
+            log_group=self.create_log_group("BootstrapLogs", retention_days=log_days, key=self.key),
+        )
+        self.master_key_secret.grant_read(function)
+        for secret in (self.agent_key_secret, self.eval_key_secret):
+            secret.grant_read(function)
+            secret.grant_write(function)
+        provider = cr.Provider(
+            self,
+            "BootstrapProvider",
+            on_event_handler=function,
+            log_group=self.create_log_group("BootstrapProviderLogs", retention_days=log_days, key=self.key),
+        )
+        self._acknowledge_bootstrap(function, provider)
+        plan = plan_from_config(
+            self.config,
+            agent_secret_id=self.agent_key_secret.secret_arn,
+            eval_secret_id=self.eval_key_secret.secret_arn,
+        )
+        resource = cdk.CustomResource(
+            self,
+            "Bootstrap",
+            service_token=provider.service_token,
+            resource_type="Custom::LlmGatewayBootstrap",
+            properties={
+                "Plan": plan.to_json(),
+                # Re-run when the gateway's config or task changes (a new task may mean a fresh database).
+                "ConfigHash": self.config_hash,
+                "TaskDefinition": self.service.task_definition.task_definition_arn,
+            },
+        )
+        resource.node.add_dependency(self.service)
+        resource.node.add_dependency(self.listener)
+        return resource
+
+    # --- outputs and compliance ---------------------------------------------------------------------
+
+    def _create_outputs(self) -> None:
+        cdk.CfnOutput(self, "GatewayUrl", value=self.url, description="OpenAI-compatible base URL (add /v1)")
+        cdk.CfnOutput(
+            self,
+            "LoadBalancerDnsName",
+            value=self.load_balancer.load_balancer_dns_name,
+            description="Point llm_gateway.hostname here when using a certificate",
+        )
+        cdk.CfnOutput(
+            self,
+            "AgentKeySecretArn",
+            value=self.agent_key_secret.secret_arn,
+            description="Secret holding the agent's virtual key",
+        )
+        cdk.CfnOutput(
+            self,
+            "EvalKeySecretArn",
+            value=self.eval_key_secret.secret_arn,
+            description="Secret holding the evaluation's virtual key",
+        )
+        cdk.CfnOutput(
+            self,
+            "MasterKeySecretArn",
+            value=self.master_key_secret.secret_arn,
+            description="Secret holding the master key (admin API)",
+        )
+
+    def _acknowledge_bootstrap(self, function: lambda_.Function, provider: cr.Provider) -> None:
+        acknowledge_all(provider, CDK_HELPER_ACKNOWLEDGEMENTS)
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM5[Resource::<BootstrapFunction2F518255.Arn>:*]",
+            "CDK's provider framework invokes exactly the bootstrap function; the :* suffix covers its "
+            "versions and aliases only.",
+        )
+        acknowledge_all(
+            function,
+            {
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]": "The managed basic execution role grants only writing the "
+                "function's own logs.",
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaVPCAccessExecutionRole]": "The function runs in the VPC to reach the internal load "
+                "balancer; the managed VPC access role grants only the ENI management Lambda needs for that.",
+                "NIST.800.53.R5-LambdaDLQ": "The bootstrap is a custom-resource handler invoked synchronously by "
+                "CloudFormation through the provider; failures fail the deployment, a DLQ would never receive one.",
+                "NIST.800.53.R5-LambdaConcurrency": "The bootstrap runs once per deployment; a reserved "
+                "concurrency limit would only risk failing deployments.",
+            },
+        )
+
+    def _acknowledge_findings(self) -> None:
+        acknowledge_cdk_helpers(self)
+        self._acknowledge_secrets()
+        self._acknowledge_database()
+        self._acknowledge_load_balancer()
+        self._acknowledge_task()
+        if self.cache is not None:
+            acknowledge(
+                self.cache,
+                "NIST.800.53.R5-ElastiCacheRedisClusterAutomaticBackup",
+                "The cache holds only per-minute rate-limit counters and router state that rebuild themselves; "
+                "keys, teams and spend live in Aurora, which is backed up.",
+            )
+
+    def _acknowledge_secrets(self) -> None:
+        reasons: dict[IConstruct, str] = {
+            self.master_key_body_secret: "The random body of the master key; it changes only together with "
+            "the master key (see below).",
+            self.master_key_secret: "The master key is read by the tasks at start and by the bootstrap; rotating "
+            "it is a planned operation (put a new value, then force a new deployment), documented in "
+            "docs/llm-gateway.md, not a scheduled rotation that would lock running tasks out.",
+            self.salt_key_secret: "The salt key encrypts credentials LiteLLM stores in its database; changing it "
+            "would make them unreadable, so it must never rotate.",
+            self.agent_key_secret: "Holds a LiteLLM virtual key managed by the gateway bootstrap (budget, rpm); "
+            "rotation means regenerating the key in LiteLLM, not a Secrets Manager rotation function.",
+            self.eval_key_secret: "Holds a LiteLLM virtual key managed by the gateway bootstrap (budget, rpm); "
+            "rotation means regenerating the key in LiteLLM, not a Secrets Manager rotation function.",
+        }
+        assert self.database is not None
+        reasons[self.database.node.find_child("Secret")] = (
+            "The tasks read the database password at start; a scheduled rotation would break running tasks "
+            "until a redeploy. The database is reachable only from the gateway tasks' security group."
+        )
+        if self.cache is not None:
+            reasons[self.cache_auth_secret] = (
+                "The Valkey AUTH token is set on the replication group by CloudFormation; rotating it needs a "
+                "coordinated update of the group and the tasks, done as a deployment."
+            )
+        for secret, reason in reasons.items():
+            acknowledge_all(
+                secret, {"AwsSolutions-SMG4": reason, "NIST.800.53.R5-SecretsManagerRotationEnabled": reason}
+            )
+
+    def _acknowledge_database(self) -> None:
+        assert self.database is not None
+        findings = {
+            "NIST.800.53.R5-RDSEnhancedMonitoringEnabled": "Aurora Serverless v2 scales (and in dev pauses) on "
+            "its own; CloudWatch metrics and the exported PostgreSQL log cover monitoring of a small key store.",
+            "NIST.800.53.R5-RDSInBackupPlan": "Aurora's continuous automated backups (point-in-time restore, "
+            "retention set by profile) protect the key and spend store; no separate AWS Backup plan is needed.",
+        }
+        if not self.config.is_prod:
+            reason = (
+                "The dev profile must destroy cleanly; the prod profile enables deletion protection on the "
+                "cluster."
+            )
+            findings["AwsSolutions-RDS10"] = reason
+            findings["NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled"] = reason
+        acknowledge_all(self.database, findings)
+
+    def _acknowledge_load_balancer(self) -> None:
+        gateway = self.config.llm_gateway
+        findings: dict[str, str] = {}
+        if not gateway.public:
+            findings["NIST.800.53.R5-ALBWAFEnabled"] = (
+                "The load balancer is internal: reachable only from inside the VPC, by callers holding a "
+                "virtual key. A public gateway (llm_gateway.public) gets a WAF web ACL."
+            )
+        if not self.config.is_prod:
+            findings["NIST.800.53.R5-ELBDeletionProtectionEnabled"] = (
+                "The dev profile must destroy cleanly; the prod profile enables deletion protection."
+            )
+        if not gateway.certificate_arn:
+            reason = (
+                "Internal load balancer without a certificate (llm_gateway.certificate_arn unset): plain HTTP "
+                "stays inside the VPC. Setting a certificate switches the listener to HTTPS only."
+            )
+            findings["NIST.800.53.R5-ALBHttpToHttpsRedirection"] = reason
+            findings["NIST.800.53.R5-ELBv2ACMCertificateRequired"] = reason
+        if cdk.Token.is_unresolved(self.region):
+            findings["NIST.800.53.R5-ELBLoggingEnabled"] = (
+                "Access logs need the region's ELB log-delivery principal, unknown in an environment-agnostic "
+                "synth (set environment.region to enable them); LiteLLM's spend logs record every request."
+            )
+        acknowledge_all(self.load_balancer, findings)
+
+    def _acknowledge_task(self) -> None:
+        assert self.service is not None
+        acknowledge(
+            self.service.task_definition,
+            "AwsSolutions-ECS2",
+            "The environment holds only non-secret settings (config object location, database host and name, "
+            "guardrail id and version, cache endpoint, Langfuse host); every secret is an ECS secret.",
+        )
+        _, routed, _ = self.bedrock_model_arns()
+        for arn in routed:
+            finding = arn.replace(f"arn:{self.partition}:", "arn:<AWS::Partition>:")
+            acknowledge(
+                self.service.task_definition.task_role,
+                f"AwsSolutions-IAM5[Resource::{finding}]",
+                "A cross-region inference profile routes to this exact model in any region of its geography; "
+                "the statement is conditioned on bedrock:InferenceProfileArn being one of the catalogued profiles.",
+            )

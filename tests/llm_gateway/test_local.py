@@ -1,0 +1,153 @@
+"""The local launcher: fail fast on missing credentials, generated per-run key, files and command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llm_gateway.local import (
+    CONFIG_FILE_NAME,
+    QUIET_LOG_CONFIG,
+    CredentialsError,
+    check_credentials,
+    generate_master_key,
+    prepare,
+    upstreams_from_env,
+)
+from stacks.config import REPO_ROOT, build_config
+from tests.factories import test_config
+
+
+def no_aws() -> bool:
+    return False
+
+
+def test_bedrock_without_aws_credentials_fails_naming_the_variables() -> None:
+    config = test_config("dev")
+
+    with pytest.raises(CredentialsError) as raised:
+        check_credentials(config, {}, {"AWS_REGION": "us-east-1"}, aws_credentials=no_aws)
+
+    message = str(raised.value)
+    assert "AWS_PROFILE" in message
+    assert "AWS_ACCESS_KEY_ID" in message
+    assert "claude-sonnet" in message
+    assert "GATEWAY_UPSTREAM_BASE" in message
+
+
+def test_bedrock_without_a_region_fails_naming_aws_region() -> None:
+    with pytest.raises(CredentialsError, match="AWS_REGION"):
+        check_credentials(
+            test_config("dev"), {}, {}, aws_credentials=lambda: True, aws_region=lambda env: None
+        )
+
+
+def test_bedrock_with_credentials_and_region_passes() -> None:
+    check_credentials(test_config("dev"), {}, {"AWS_REGION": "us-east-1"}, aws_credentials=lambda: True)
+
+
+def test_openai_alias_without_key_names_openai_api_key() -> None:
+    config = build_config(
+        {
+            "models": {
+                "entries": [{"alias": "gpt", "provider": "openai", "model_id": "gpt-4.1-mini"}],
+                "agent_alias": "gpt",
+                "judge_alias": "gpt",
+            }
+        }
+    )
+
+    with pytest.raises(CredentialsError, match="alias 'gpt' \\(openai\\) needs OPENAI_API_KEY"):
+        check_credentials(config, {}, {})
+    check_credentials(config, {}, {"OPENAI_API_KEY": "sk-from-the-user"})
+
+
+def test_upstream_base_serves_every_alias_and_needs_no_aws() -> None:
+    config = test_config("dev")
+    environ = {"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:8001/v1", "GATEWAY_UPSTREAM_MODEL": "qwen3"}
+
+    upstreams = upstreams_from_env(config, environ)
+
+    assert set(upstreams) == {entry.alias for entry in config.models.entries}
+    assert {u.model for u in upstreams.values()} == {"qwen3"}
+    check_credentials(config, upstreams, environ, aws_credentials=no_aws)
+
+
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        ({"GATEWAY_UPSTREAM_BASE": "localhost:8001"}, "http(s) URL"),
+        ({"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:1/v1", "GATEWAY_UPSTREAM_KEY_ENV": "MY_KEY"}, "MY_KEY"),
+    ],
+)
+def test_bad_upstream_settings_are_named(environ: dict[str, str], fragment: str) -> None:
+    with pytest.raises(CredentialsError, match=fragment.replace("(", "\\(").replace(")", "\\)")):
+        upstreams_from_env(test_config("dev"), environ)
+
+
+def test_master_key_is_fresh_per_run() -> None:
+    keys = {generate_master_key() for _ in range(20)}
+
+    assert len(keys) == 20
+    assert all(key.startswith("sk-local-") and len(key) > 40 for key in keys)
+
+
+def test_prepare_writes_config_and_a_loopback_command(tmp_path: Path) -> None:
+    gateway = prepare(
+        test_config("dev"),
+        state_dir=tmp_path,
+        port=4123,
+        environ={"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:8001/v1"},
+    )
+
+    assert gateway.config_path == tmp_path / CONFIG_FILE_NAME
+    document = yaml.safe_load(gateway.config_path.read_text())
+    assert {m["litellm_params"]["api_base"] for m in document["model_list"]} == {"http://127.0.0.1:8001/v1"}
+    assert gateway.argv[1:9] == [
+        "--config",
+        str(gateway.config_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "4123",
+        "--num_workers",
+        "1",
+    ]
+    assert gateway.argv[9:] == ["--log_config", str(QUIET_LOG_CONFIG)]
+    assert gateway.env["LITELLM_MASTER_KEY"] == gateway.master_key
+    assert gateway.master_key not in gateway.config_path.read_text()
+    assert str(REPO_ROOT) in gateway.env["PYTHONPATH"].split(os.pathsep)
+
+
+def test_cli_without_credentials_exits_2_before_starting_the_proxy(tmp_path: Path) -> None:
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "GATEWAY_UPSTREAM", "OPENAI_", "ANTHROPIC_"))
+    }
+    environ |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_REGION": "us-east-1",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_gateway.local", "--state-dir", str(tmp_path / "state")],
+        env=environ,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "AWS_PROFILE" in result.stderr
+    assert "GATEWAY_UPSTREAM_BASE" in result.stderr
+    assert not (tmp_path / "state" / "gateway.env").exists()

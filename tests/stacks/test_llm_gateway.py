@@ -1,0 +1,389 @@
+"""LLM gateway stack: ECS secrets, scoped Bedrock access, internal ALB, encrypted DB, autoscaling, bootstrap."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+import yaml
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk.assertions import Match, Template
+
+from llm_gateway.bootstrap import BootstrapPlan
+from scripts.synth_summary import lint_template
+from stacks.compliance import apply_cost_tags, enable_compliance_checks, read_validation_report
+from stacks.config import AppConfig
+from stacks.contracts import LangfuseConnection
+from stacks.guardrails import GuardrailsStack
+from stacks.llm_gateway import CONTAINER_PORT, HEALTH_PATH, LlmGatewayStack
+from stacks.network import NetworkStack
+from tests.factories import test_config
+from tests.support.cdk import resources_of
+
+
+@dataclass(frozen=True)
+class Synth:
+    stack: LlmGatewayStack
+    template: Template
+    outdir: Path
+
+
+def synth(config: AppConfig, outdir: Path, with_langfuse: bool = False) -> Synth:
+    """The gateway with its real upstream stacks, in an app with every gate app.py enables."""
+    app = cdk.App(outdir=str(outdir))
+    network = NetworkStack(app, config=config)
+    guardrails = GuardrailsStack(app, config=config)
+    langfuse = None
+    if (
+        with_langfuse
+    ):  # a Langfuse keys secret encrypted with another stack's key, as the observability stack has
+        keys_stack = cdk.Stack(app, "langfuse-keys")
+        key = kms.Key(keys_stack, "Key", enable_key_rotation=True)
+        keys = secretsmanager.Secret(keys_stack, "Keys", encryption_key=key)
+        langfuse = LangfuseConnection(host="https://langfuse.example.com", keys_secret=keys)
+    stack = LlmGatewayStack(
+        app,
+        config=config,
+        vpc=network.vpc,
+        guardrail=guardrails.guardrail,
+        guardrail_version=guardrails.guardrail_version,
+        langfuse=langfuse,
+    )
+    apply_cost_tags(app, config)
+    if not with_langfuse:
+        enable_compliance_checks(app)
+    app.synth()
+    return Synth(stack, Template.from_stack(stack), outdir)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synth(test_config("dev"), tmp_path_factory.mktemp("gateway-dev"))
+
+
+@pytest.fixture(scope="module")
+def template(dev: Synth) -> Template:
+    return dev.template
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synth(test_config("prod"), tmp_path_factory.mktemp("gateway-prod"))
+
+
+def only(template: Template, resource_type: str) -> dict[str, Any]:
+    found = resources_of(template, resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return dict(next(iter(found.values())))
+
+
+def container(template: Template) -> dict[str, Any]:
+    (definition,) = only(template, "AWS::ECS::TaskDefinition")["Properties"]["ContainerDefinitions"]
+    return dict(definition)
+
+
+def task_policy_statements(template: Template) -> list[dict[str, Any]]:
+    task_role = next(
+        iter(
+            template.find_resources(
+                "AWS::IAM::Role",
+                {
+                    "Properties": {
+                        "AssumeRolePolicyDocument": {
+                            "Statement": [
+                                Match.object_like({"Principal": {"Service": "ecs-tasks.amazonaws.com"}})
+                            ]
+                        }
+                    }
+                },
+            )
+        )
+    )
+    statements: list[dict[str, Any]] = []
+    for policy in resources_of(template, "AWS::IAM::Policy").values():
+        roles = policy["Properties"].get("Roles", [])
+        if {"Ref": task_role} in roles:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def test_runs_the_pinned_litellm_database_image_on_arm64(template: Template, dev: Synth) -> None:
+    definition = only(template, "AWS::ECS::TaskDefinition")["Properties"]
+
+    assert definition["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+    assert container(template)["Image"] == dev.stack.config.llm_gateway.image
+    assert "litellm-database" in container(template)["Image"]
+
+
+def test_workers_are_recycled_after_a_bounded_number_of_requests(template: Template, dev: Synth) -> None:
+    command = container(template)["Command"]
+    gateway = dev.stack.config.llm_gateway
+
+    assert command[command.index("--num_workers") + 1] == str(gateway.workers)
+    assert command[command.index("--max_requests_before_restart") + 1] == str(
+        gateway.max_requests_before_restart
+    )
+    assert int(command[command.index("--max_requests_before_restart_jitter") + 1]) > 0
+    assert gateway.workers >= 2
+
+
+def test_secrets_reach_the_task_as_ecs_secrets_never_environment(template: Template) -> None:
+    definition = container(template)
+    secrets = {item["Name"] for item in definition["Secrets"]}
+    environment = {item["Name"]: item["Value"] for item in definition["Environment"]}
+
+    assert {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "DATABASE_USERNAME", "DATABASE_PASSWORD"} <= secrets
+    assert not secrets & set(environment)
+    words = ("MASTER", "SALT", "PASSWORD", "SECRET", "TOKEN", "API_KEY")
+    assert not any(word in name for name in environment for word in words)
+
+
+def test_master_and_salt_keys_are_generated_at_deploy_time(template: Template) -> None:
+    generated = [
+        s
+        for s in resources_of(template, "AWS::SecretsManager::Secret").values()
+        if "GenerateSecretString" in s["Properties"]
+    ]
+    descriptions = " ".join(str(s["Properties"].get("Description")) for s in generated)
+
+    assert "master key" in descriptions and "salt key" in descriptions
+    assert all(s["Properties"]["KmsKeyId"] for s in generated)
+
+
+def test_master_key_is_sk_prefixed_from_a_dynamic_reference(template: Template) -> None:
+    (master,) = [
+        s
+        for s in resources_of(template, "AWS::SecretsManager::Secret").values()
+        if str(s["Properties"].get("Description", "")).startswith("LiteLLM master key")
+    ]
+
+    value = json.dumps(master["Properties"]["SecretString"])
+    assert '"sk-{{resolve:secretsmanager:' in value
+
+
+def test_config_yaml_is_an_s3_object_without_secrets(dev: Synth, template: Template) -> None:
+    environment = {item["Name"]: item["Value"] for item in container(template)["Environment"]}
+    asset = dev.stack.config_asset
+    text = Path(
+        asset.asset_path if Path(asset.asset_path).is_absolute() else dev.outdir / asset.asset_path
+    ).read_text()
+
+    assert "LITELLM_CONFIG_BUCKET_NAME" in environment and "LITELLM_CONFIG_BUCKET_OBJECT_KEY" in environment
+    document = yaml.safe_load(text)
+    assert document["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert (
+        document["guardrails"][0]["litellm_params"]["guardrailIdentifier"]
+        == "os.environ/BEDROCK_GUARDRAIL_ID"
+    )
+    assert "${Token" not in text
+
+
+def test_task_reads_exactly_its_config_object(template: Template) -> None:
+    (statement,) = [s for s in task_policy_statements(template) if s.get("Sid") == "ReadGatewayConfig"]
+
+    assert statement["Action"] == "s3:GetObject"
+    assert "*" not in json.dumps(statement["Resource"])
+
+
+def test_bedrock_access_is_scoped_to_the_catalogued_profiles_and_models(
+    template: Template, dev: Synth
+) -> None:
+    statements = {s.get("Sid"): s for s in task_policy_statements(template)}
+    profiles = statements["InvokeInferenceProfiles"]
+    routed = statements["InvokeModelsThroughProfiles"]
+    catalog = [e.model_id for e in dev.stack.config.models.entries]
+
+    assert sorted(profiles["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    assert len(profiles["Resource"]) == len(catalog)
+    for model_id in catalog:
+        assert any(model_id in json.dumps(arn) for arn in profiles["Resource"])
+        assert any(model_id.split(".", 1)[1] in json.dumps(arn) for arn in routed["Resource"])
+    assert "bedrock:InferenceProfileArn" in json.dumps(routed["Condition"])
+    for statement in task_policy_statements(template):
+        assert "bedrock:*" not in json.dumps(statement["Action"])
+        assert statement["Resource"] != "*"
+
+
+def test_guardrail_can_be_applied_only_on_the_one_guardrail(template: Template) -> None:
+    statements = {s.get("Sid"): s for s in task_policy_statements(template)}
+
+    assert statements["ApplyGuardrail"]["Action"] == "bedrock:ApplyGuardrail"
+    assert "GuardrailArn" in json.dumps(statements["ApplyGuardrail"]["Resource"])
+
+
+def test_load_balancer_is_internal_by_default(template: Template) -> None:
+    assert only(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]["Scheme"] == "internal"
+    assert not resources_of(template, "AWS::WAFv2::WebACL")
+
+
+def test_load_balancer_admits_only_the_vpc(template: Template) -> None:
+    groups = template.find_resources(
+        "AWS::EC2::SecurityGroup", {"Properties": {"GroupDescription": "LLM gateway load balancer"}}
+    )
+    (group,) = groups.values()
+    ingress = group["Properties"]["SecurityGroupIngress"]
+
+    assert [rule["CidrIp"] for rule in ingress] == ["10.40.0.0/16"]
+
+
+def test_public_gateway_gets_https_and_a_waf(tmp_path: Path) -> None:
+    config = test_config(
+        "dev",
+        llm_gateway={
+            "public": True,
+            "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
+            "hostname": "llm.example.com",
+        },
+    )
+
+    synthesized = synth(config, tmp_path)
+    public = synthesized.template
+    assert synthesized.stack.endpoint.url == "https://llm.example.com"
+
+    assert (
+        only(public, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]["Scheme"] == "internet-facing"
+    )
+    assert only(public, "AWS::ElasticLoadBalancingV2::Listener")["Properties"]["Protocol"] == "HTTPS"
+    assert resources_of(public, "AWS::WAFv2::WebACLAssociation")
+
+
+def test_target_health_check_uses_liveliness(template: Template) -> None:
+    group = only(template, "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+
+    assert group["HealthCheckPath"] == HEALTH_PATH
+    assert group["Port"] == CONTAINER_PORT
+
+
+def test_database_is_encrypted_aurora_postgres_serverless_v2(template: Template) -> None:
+    cluster = only(template, "AWS::RDS::DBCluster")["Properties"]
+
+    assert cluster["Engine"] == "aurora-postgresql"
+    assert cluster["StorageEncrypted"] is True
+    assert "KmsKeyId" in cluster
+    assert cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0
+    assert "SecondsUntilAutoPause" in cluster["ServerlessV2ScalingConfiguration"]
+
+
+def test_prod_database_keeps_a_floor_and_a_reader(prod: Synth) -> None:
+    cluster = only(prod.template, "AWS::RDS::DBCluster")["Properties"]
+
+    assert cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0.5
+    assert cluster["DeletionProtection"] is True
+    assert len(resources_of(prod.template, "AWS::RDS::DBInstance")) == 2
+
+
+def test_autoscaling_on_cpu_and_requests(template: Template, dev: Synth) -> None:
+    target = only(template, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+    metrics = [
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]
+        for p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    ]
+
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (
+        dev.stack.config.llm_gateway.min_tasks,
+        dev.stack.config.llm_gateway.max_tasks,
+    )
+    assert sorted(metrics) == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
+
+
+def test_logs_are_kms_encrypted_with_retention(template: Template) -> None:
+    for group in resources_of(template, "AWS::Logs::LogGroup").values():
+        assert "KmsKeyId" in group["Properties"]
+        assert group["Properties"]["RetentionInDays"] > 0
+
+
+def test_cache_only_when_configured(template: Template, prod: Synth) -> None:
+    assert not resources_of(template, "AWS::ElastiCache::ReplicationGroup")
+    cache = only(prod.template, "AWS::ElastiCache::ReplicationGroup")["Properties"]
+    assert cache["TransitEncryptionEnabled"] is True and cache["AtRestEncryptionEnabled"] is True
+    assert "REDIS_PASSWORD" in {s["Name"] for s in container(prod.template)["Secrets"]}
+
+
+def test_bootstrap_runs_in_the_vpc_with_the_plan(template: Template, dev: Synth) -> None:
+    (resource,) = template.find_resources("Custom::LlmGatewayBootstrap").values()
+    function = next(
+        f
+        for f in resources_of(template, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "handler.on_event"
+    )
+
+    assert "VpcConfig" in function["Properties"]
+    assert "MASTER_KEY_SECRET_ARN" in function["Properties"]["Environment"]["Variables"]
+    plan_json = cdk.Stack.of(dev.stack).resolve(resource["Properties"]["Plan"])
+    assert "Fn::Join" in json.dumps(plan_json)  # secret ARNs are resolved at deploy time
+    assert "DependsOn" in resource
+
+
+def test_bootstrap_plan_names_teams_and_both_keys(dev: Synth) -> None:
+    from llm_gateway.bootstrap import plan_from_config
+
+    plan = plan_from_config(dev.stack.config, agent_secret_id="a", eval_secret_id="b")
+
+    assert [t.team_id for t in plan.teams] == list(dev.stack.config.identity.teams)
+    assert [k.name for k in plan.keys] == ["agent", "evaluation"]
+    assert BootstrapPlan.from_json(plan.to_json()) == plan
+
+
+def test_endpoint_hands_out_url_key_secrets_and_security_group(dev: Synth) -> None:
+    endpoint = dev.stack.endpoint
+
+    assert endpoint.url.startswith("http://")
+    assert endpoint.agent_key_secret is dev.stack.agent_key_secret
+    assert endpoint.eval_key_secret is dev.stack.eval_key_secret
+    assert endpoint.security_group is dev.stack.alb_security_group
+
+
+def test_external_mode_creates_no_service(tmp_path: Path) -> None:
+    config = test_config(
+        "dev",
+        components={"llm_gateway": "external"},
+        llm_gateway={
+            "external_url": "https://llm.example.com/",
+            "external_agent_key_secret_name": "team/llm/agent",
+            "external_eval_key_secret_name": "team/llm/eval",
+        },
+    )
+
+    external = synth(config, tmp_path)
+
+    assert not resources_of(external.template, "AWS::ECS::Service")
+    assert not resources_of(external.template, "AWS::RDS::DBCluster")
+    assert external.stack.endpoint.url == "https://llm.example.com"
+    assert external.stack.endpoint.security_group is None
+
+
+def test_external_mode_without_url_names_the_keys(tmp_path: Path) -> None:
+    config = test_config("dev", components={"llm_gateway": "external"})
+
+    with pytest.raises(ValueError, match=r"llm_gateway\.external_url"):
+        synth(config, tmp_path)
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod"])
+def test_no_unacknowledged_nag_findings_and_no_lint_errors(
+    profile: str, request: pytest.FixtureRequest
+) -> None:
+    synthesized: Synth = request.getfixturevalue(profile)
+
+    report = read_validation_report(synthesized.outdir)
+    errors, _ = lint_template(synthesized.outdir / f"{synthesized.stack.stack_name}.template.json")
+
+    assert [f for f in report.unacknowledged if "llm-gateway" in f] == []
+    assert errors == ()
+
+
+def test_langfuse_keys_reach_the_task_as_secrets_and_the_host_as_environment(tmp_path: Path) -> None:
+    traced = synth(test_config("dev"), tmp_path, with_langfuse=True).template
+    definition = container(traced)
+
+    assert {"LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"} <= {s["Name"] for s in definition["Secrets"]}
+    assert {e["Name"]: e["Value"] for e in definition["Environment"]}[
+        "LANGFUSE_HOST"
+    ] == "https://langfuse.example.com"

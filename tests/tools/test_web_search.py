@@ -1,0 +1,141 @@
+"""Tavily client against a loopback stand-in of the Tavily API, and the gateway's OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tools import specs
+from tools.web_search import TavilyClient, WebSearchError, openapi_document
+
+
+class FakeTavily:
+    """Records requests and answers like Tavily's /search (or with a configured HTTP status)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                fake.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": json.loads(self.rfile.read(length)),
+                    }
+                )
+                body = json.dumps(
+                    {
+                        "query": "q",
+                        "results": [
+                            {
+                                "title": "Wi-Fi 6 explained",
+                                "url": "https://a.example/wifi6",
+                                "content": "c" * 3000,
+                                "score": 0.8,
+                            },
+                            {"title": "", "url": "https://b.example/", "content": "short", "score": "high"},
+                            {"title": "no url", "content": "dropped"},
+                        ],
+                    }
+                ).encode()
+                self.send_response(fake.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def tavily() -> Iterator[FakeTavily]:
+    fake = FakeTavily()
+    thread = threading.Thread(target=fake.httpd.serve_forever, daemon=True)
+    thread.start()
+    yield fake
+    fake.httpd.shutdown()
+    fake.httpd.server_close()
+    thread.join(timeout=5)
+
+
+def test_search_sends_the_key_as_bearer_and_maps_results(tavily: FakeTavily) -> None:
+    answer = TavilyClient("tvly-test", base_url=tavily.url).search("  wifi 6 ", 3)
+    (request,) = tavily.requests
+    assert request["path"] == "/search"
+    assert request["headers"]["Authorization"] == "Bearer tvly-test"
+    assert request["body"] == {"query": "wifi 6", "max_results": 3, "search_depth": "basic"}
+    assert answer["count"] == 2
+    assert answer["results"][0]["url"] == "https://a.example/wifi6"
+    assert len(answer["results"][0]["content"]) == 1500
+    assert answer["results"][1] == {
+        "title": "https://b.example/",
+        "url": "https://b.example/",
+        "content": "short",
+        "score": None,
+    }
+
+
+def test_upstream_failure_is_reported(tavily: FakeTavily) -> None:
+    tavily.status = 401
+    with pytest.raises(WebSearchError) as caught:
+        TavilyClient("tvly-bad", base_url=tavily.url).search("x")
+    assert (caught.value.code, caught.value.message) == ("upstream_error", "Tavily answered HTTP 401")
+
+
+def test_unreachable_tavily_is_reported() -> None:
+    with pytest.raises(WebSearchError, match="unreachable"):
+        TavilyClient("tvly-x", base_url="http://127.0.0.1:9").search("x")
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+def test_missing_key_names_the_setting(key: str) -> None:
+    with pytest.raises(WebSearchError, match="TAVILY_API_KEY"):
+        TavilyClient(key)
+
+
+def test_plain_http_is_refused_off_loopback() -> None:
+    with pytest.raises(WebSearchError, match="https"):
+        TavilyClient("tvly-x", base_url="http://api.tavily.com")
+
+
+@pytest.mark.parametrize(
+    ("query", "count", "field"),
+    [
+        ("", 5, "query"),
+        ("q" * 401, 5, "query"),
+        (3, 5, "query"),
+        ("q", 0, "max_results"),
+        ("q", 11, "max_results"),
+        ("q", True, "max_results"),
+    ],
+)
+def test_bad_arguments_are_rejected_before_any_request(
+    tavily: FakeTavily, query: object, count: object, field: str
+) -> None:
+    with pytest.raises(WebSearchError) as caught:
+        TavilyClient("tvly-x", base_url=tavily.url).search(query, count)
+    assert caught.value.message.startswith(f"{field}:")
+    assert tavily.requests == []
+
+
+def test_openapi_document_describes_the_spec() -> None:
+    document = openapi_document()
+    operation = document["paths"]["/search"]["post"]
+    spec = specs.spec("web_search")
+    assert operation["operationId"] == spec.name
+    assert operation["description"] == spec.description
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == spec.input_schema
+    assert document["openapi"].startswith("3.0")

@@ -1,0 +1,170 @@
+"""Knowledge search: the Bedrock `Retrieve` request and the mapping of its results to citation-ready hits.
+
+Used by the knowledge Lambda (deployed tool). The hit shape (`text`, `title`, `uri`, `page`, `score`) is
+the contract the agent turns into citations; the local index returns the same shape.
+Standard library only (the Lambda gets boto3 from its runtime; the client is passed in).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Any, TypedDict
+
+from tools import specs
+
+logger = logging.getLogger(__name__)
+
+PAGE_NUMBER_KEY = "x-amz-bedrock-kb-document-page-number"
+SOURCE_URI_KEY = "x-amz-bedrock-kb-source-uri"
+TITLE_KEY = "title"
+MAX_RESULTS = 10
+DEFAULT_RESULTS = 5
+
+
+class KnowledgeHit(TypedDict):
+    """One retrieved passage, ready to cite."""
+
+    text: str
+    title: str
+    uri: str | None
+    page: int | None
+    score: float | None
+
+
+class KnowledgeSearchError(Exception):
+    """Bad search input: `code` is `invalid_argument`, `message` names the field."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def validate_query(query: object, max_results: object = DEFAULT_RESULTS) -> tuple[str, int]:
+    """The trimmed query and result count, or KnowledgeSearchError naming the field."""
+    if not isinstance(query, str) or not query.strip():
+        raise KnowledgeSearchError("invalid_argument", "query: must be a non-empty string")
+    query = query.strip()
+    if len(query) > specs.MAX_QUERY_CHARS:
+        raise KnowledgeSearchError(
+            "invalid_argument", f"query: is {len(query)} characters; the maximum is {specs.MAX_QUERY_CHARS}"
+        )
+    if isinstance(max_results, float) and max_results.is_integer():
+        max_results = int(max_results)
+    if (
+        isinstance(max_results, bool)
+        or not isinstance(max_results, int)
+        or not 1 <= max_results <= MAX_RESULTS
+    ):
+        raise KnowledgeSearchError(
+            "invalid_argument", f"max_results: must be an integer from 1 to {MAX_RESULTS}"
+        )
+    return query, max_results
+
+
+def retrieve_request(knowledge_base_id: str, query: str, max_results: int) -> dict[str, Any]:
+    """The exact `bedrock-agent-runtime:Retrieve` parameters for one search."""
+    return {
+        "knowledgeBaseId": knowledge_base_id,
+        "retrievalQuery": {"text": query},
+        "retrievalConfiguration": {"vectorSearchConfiguration": {"numberOfResults": max_results}},
+    }
+
+
+def map_results(response: Mapping[str, Any]) -> list[KnowledgeHit]:
+    """Turn a Retrieve response into hits, best first; results without text are skipped."""
+    hits: list[KnowledgeHit] = []
+    for result in response.get("retrievalResults", []):
+        text = (result.get("content") or {}).get("text") or ""
+        if not text.strip():
+            continue
+        metadata = result.get("metadata") or {}
+        uri = _source_uri(result, metadata)
+        hits.append(
+            KnowledgeHit(
+                text=text.strip(),
+                title=_title(metadata, uri),
+                uri=uri,
+                page=_page(metadata.get(PAGE_NUMBER_KEY)),
+                score=_score(result.get("score")),
+            )
+        )
+    hits.sort(key=lambda hit: -(hit["score"] or 0.0))
+    return hits
+
+
+class KnowledgeSearch:
+    """Searches one Bedrock knowledge base.
+
+    Args:
+        client: a boto3 `bedrock-agent-runtime` client.
+        knowledge_base_id: the knowledge base to search.
+    """
+
+    def __init__(self, client: Any, knowledge_base_id: str) -> None:
+        if not knowledge_base_id:
+            raise ValueError("knowledge_base_id is required (KNOWLEDGE_BASE_ID)")
+        self._client = client
+        self._knowledge_base_id = knowledge_base_id
+
+    def search(self, query: object, max_results: object = DEFAULT_RESULTS) -> dict[str, Any]:
+        """Search and return `{"query", "results": [KnowledgeHit...], "count"}`."""
+        text, count = validate_query(query, max_results)
+        response = self._client.retrieve(**retrieve_request(self._knowledge_base_id, text, count))
+        hits = map_results(response)
+        logger.info("knowledge search", extra={"results": len(hits)})
+        return {"query": text, "results": hits, "count": len(hits)}
+
+
+def _source_uri(result: Mapping[str, Any], metadata: Mapping[str, Any]) -> str | None:
+    location = result.get("location") or {}
+    for key in (
+        "s3Location",
+        "webLocation",
+        "confluenceLocation",
+        "salesforceLocation",
+        "sharePointLocation",
+    ):
+        candidate = (location.get(key) or {}).get("uri") or (location.get(key) or {}).get("url")
+        if candidate:
+            return str(candidate)
+    source = metadata.get(SOURCE_URI_KEY)
+    return str(source) if source else None
+
+
+def _title(metadata: Mapping[str, Any], uri: str | None) -> str:
+    title = metadata.get(TITLE_KEY)
+    if isinstance(title, str) and title.strip():
+        return title.strip()
+    if uri:
+        stem = PurePosixPath(uri.split("?", 1)[0]).name
+        stem = re.sub(r"\.(pdf|md|markdown|txt|html?|docx?|csv)$", "", stem, flags=re.IGNORECASE)
+        words = [w for w in re.split(r"[-_\s]+", stem) if w]
+        if words:
+            return " ".join(w.upper() if re.fullmatch(r"[a-z]\d+\w*", w) else w.capitalize() for w in words)
+    return "Untitled document"
+
+
+def _page(value: object) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number < 1 or not number.is_integer():
+        return None
+    return int(number)
+
+
+def _score(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return round(float(value), 4)
