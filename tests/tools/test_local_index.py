@@ -1,0 +1,95 @@
+"""The embedded knowledge index over the real corpus with real embeddings (faiss + SQLite FTS5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.local_index import Embedder, IndexError_, KnowledgeIndex, load_chunks
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="module")
+def index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeIndex:
+    return KnowledgeIndex.build(CORPUS, tmp_path_factory.mktemp("index"), embedder)
+
+
+def test_pdf_chunks_keep_their_page_numbers() -> None:
+    chunks = [c for c in load_chunks(CORPUS) if c.uri.endswith(".pdf")]
+    assert sorted({c.page or 0 for c in chunks}) == [1, 2, 3, 4, 5, 6, 7]
+    reset = [c for c in chunks if "10 seconds" in c.text and "RESET" in c.text]
+    assert reset and all(c.page == 6 for c in reset)
+
+
+def test_markdown_chunks_have_titles_from_sidecars_and_no_page() -> None:
+    chunks = [c for c in load_chunks(CORPUS) if c.uri.endswith("mesh-m3-troubleshooting.md")]
+    assert {c.title for c in chunks} == {"Nimbus Mesh M3 Troubleshooting Guide"}
+    assert all(c.page is None for c in chunks)
+    assert "README.md" not in {c.uri.rsplit("/", 1)[-1] for c in load_chunks(CORPUS)}
+
+
+def test_router_reset_ranks_the_manual_page_first(index: KnowledgeIndex) -> None:
+    top = index.search("how do I reset my router", 3)[0]
+    assert (top.chunk.title, top.chunk.page) == ("Router X200 User Manual", 6)
+    assert 0.3 < top.score <= 1.0
+
+
+def test_ranking_is_semantic_not_only_keywords(index: KnowledgeIndex) -> None:
+    top = index.search("my satellite node light turned yellow", 1)[0]
+    assert top.chunk.title == "Nimbus Mesh M3 Troubleshooting Guide"
+
+
+def test_exact_codes_are_found_through_bm25(index: KnowledgeIndex) -> None:
+    hits = index.search("E204", 3)
+    assert any("E204" in hit.chunk.text for hit in hits)
+
+
+def test_scores_are_ordered_by_fused_rank_and_bounded(index: KnowledgeIndex) -> None:
+    hits = index.search("refund for annual Care+ plan", 5)
+    assert len(hits) == 5
+    assert all(0.0 <= hit.score <= 1.0 for hit in hits)
+    assert hits[0].chunk.title.startswith("Billing and Subscription FAQ")
+
+
+@pytest.mark.parametrize(
+    ("query", "limit", "message"),
+    [("  ", 3, "query"), ("router", 0, "max_results"), ("router", 11, "max_results")],
+)
+def test_bad_queries_are_rejected(index: KnowledgeIndex, query: str, limit: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        index.search(query, limit)
+
+
+def test_cache_is_reused_and_invalidated_by_a_change(embedder: Embedder, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Guide A\n\n## Setup\n\nPlug the hub into power.\n", encoding="utf-8")
+    cache = tmp_path / "cache"
+    KnowledgeIndex.build(corpus, cache, embedder)
+    assert len(list(cache.glob("*.npy"))) == 1
+    KnowledgeIndex.build(corpus, cache, embedder)
+    assert len(list(cache.glob("*.npy"))) == 1
+    (corpus / "a.md").write_text(
+        "# Guide A\n\n## Setup\n\nPlug the hub into a wall socket.\n", encoding="utf-8"
+    )
+    rebuilt = KnowledgeIndex.build(corpus, cache, embedder)
+    assert len(list(cache.glob("*.npy"))) == 2
+    assert "wall socket" in rebuilt.search("power", 1)[0].chunk.text
+
+
+def test_bad_corpus_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(IndexError_, match="does not exist"):
+        load_chunks(tmp_path / "missing")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    with pytest.raises(IndexError_, match=r"broken\.pdf"):
+        load_chunks(tmp_path)
+    (tmp_path / "broken.pdf").unlink()
+    with pytest.raises(IndexError_, match="no documents"):
+        load_chunks(tmp_path)
