@@ -19,6 +19,9 @@ class FrontendConfig(Section):
     log_retention_days: int = 30
     # CloudFront price class: which edge locations serve the chat (cost vs latency).
     price_class: Literal["100", "200", "all"] = "100"
+    # Fargate Spot is ~70% cheaper; an interruption only reconnects open chats (they keep no data).
+    fargate_spot: bool = False
+    container_insights: bool = True
 
     @field_validator("log_retention_days")
     @classmethod

@@ -1,0 +1,333 @@
+"""The chat in a real browser against the real local stack (only the LLM is scripted).
+
+Chain: headless Chromium -> Streamlit chat (`streamlit run frontend/app.py`) -> agent HTTP server
+(`python -m agent.main`) -> LiteLLM proxy -> scripted model; the agent's tools come from the MCP tool
+server over the sample corpus; traces and the feedback score go to the Langfuse recorder.
+
+The test asks how to reset the router, watches the answer stream in, checks the citation with its
+page, sends thumbs-down with a comment and asserts the score reached Langfuse's public API on the
+turn's trace. Screenshots land in test-artifacts/ (and docs/images/chat.png for the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from llm_gateway.config import Upstream
+from llm_gateway.local import prepare
+from tests.e2e.conftest import PUBLIC_KEY, SECRET_KEY, agent_env, start_agent, warm
+from tests.factories import test_config
+from tests.support.otlp_recorder import OtlpRecorder
+from tests.support.processes import ManagedProcess, free_port
+from tests.support.scripted_model import ScriptedModel, Text, ToolCall, ToolCalls
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+README_IMAGE = REPO / "docs" / "images" / "chat.png"
+CHROMIUM = Path("/usr/bin/chromium")
+MASTER_KEY = "sk-browser-master"
+QUESTION = "How do I reset my router?"
+
+# Records every text the assistant's message shows, so the test can tell a streamed answer from one
+# that appeared at once.
+WATCH_ASSISTANT = """
+window.__assistantTexts = [];
+new MutationObserver(() => {
+  const messages = document.querySelectorAll('[data-testid="stChatMessage"]');
+  if (messages.length < 2) return;
+  const text = messages[messages.length - 1].innerText;
+  const seen = window.__assistantTexts;
+  if (seen[seen.length - 1] !== text) seen.push(text);
+}).observe(document.body, {subtree: true, childList: true, characterData: true});
+"""
+
+
+class SlowRelay:
+    """Relays the gateway's calls to the scripted model, pacing each streamed chunk like a real model.
+
+    The scripted model answers in microseconds; a real one takes tens of milliseconds per token. Pacing
+    lets the browser see the answer grow, which is what this test checks.
+    """
+
+    def __init__(self, upstream: str, delay: float = 0.02) -> None:
+        relay = self
+        self.upstream = upstream.rstrip("/")
+        self.delay = delay
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:
+                response = httpx.get(relay.upstream + self.path, timeout=30)
+                self._reply(response.status_code, response.headers.get("content-type", ""), response.content)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {"Content-Type": "application/json"}
+                with httpx.stream(
+                    "POST", relay.upstream + self.path, content=body, headers=headers, timeout=60
+                ) as r:
+                    content_type = r.headers.get("content-type", "")
+                    if not content_type.startswith("text/event-stream"):
+                        self._reply(r.status_code, content_type, r.read())
+                        return
+                    self.send_response(r.status_code)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    for line in r.iter_lines():
+                        self.wfile.write(f"{line}\n".encode())
+                        self.wfile.flush()
+                        if line.startswith("data:"):
+                            time.sleep(relay.delay)
+                self.close_connection = True
+
+            def _reply(self, status: int, content_type: str, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type or "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> SlowRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@dataclass
+class LocalStack:
+    model: ScriptedModel
+    langfuse: OtlpRecorder
+    agent_url: str
+    chat_url: str
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def local_stack(work_dir: Path) -> Iterator[LocalStack]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is required: apt-get install -y chromium chromium-driver (.ci/run does this)")
+    config = test_config("dev")
+    with (
+        ScriptedModel() as model,
+        SlowRelay(model.base_url.removesuffix("/v1")) as relay,
+        OtlpRecorder(public_key=PUBLIC_KEY, secret_key=SECRET_KEY) as langfuse,
+    ):
+        upstream = Upstream(api_base=relay.base_url, model=model.model_name)
+        gateway = prepare(
+            config,
+            state_dir=work_dir / "gateway",
+            port=free_port(),
+            upstreams={entry.alias: upstream for entry in config.models.entries},
+            environ={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")},
+            master_key=MASTER_KEY,
+            write_env_file=False,
+            check=False,
+        )
+        tools_port, agent_port, chat_port = free_port(), free_port(), free_port()
+        tools = ManagedProcess(
+            [
+                sys.executable,
+                "-m",
+                "tools.server",
+                "--port",
+                str(tools_port),
+                "--db",
+                str(work_dir / "tickets.db"),
+                "--index-cache",
+                str(work_dir / "index"),
+            ],
+            health_url=f"http://127.0.0.1:{tools_port}/health",
+            env={k: v for k, v in os.environ.items() if k != "TAVILY_API_KEY"},
+            inherit_env=False,
+            cwd=REPO,
+            log_path=work_dir / "tools.log",
+            startup_timeout=90,
+        )
+        proxy = ManagedProcess(
+            gateway.argv,
+            health_url=f"{gateway.url}/health/liveliness",
+            env=gateway.env,
+            inherit_env=False,
+            log_path=work_dir / "litellm.log",
+            startup_timeout=90,
+        )
+        with proxy, tools:
+            env = agent_env(
+                gateway_url=gateway.url,
+                tools_url=f"http://127.0.0.1:{tools_port}/mcp",
+                port=agent_port,
+                langfuse_url=langfuse.url,
+                state=work_dir,
+            )
+            env["LLM_GATEWAY_KEY"] = MASTER_KEY
+            with start_agent(env, work_dir / "agent.log"):
+                agent_url = f"http://127.0.0.1:{agent_port}"
+                warm(agent_url)
+                model.reset()
+                with _chat(chat_port, agent_url, langfuse.url, work_dir / "chat.log"):
+                    yield LocalStack(model, langfuse, agent_url, f"http://127.0.0.1:{chat_port}/")
+
+
+def _chat(port: int, agent_url: str, langfuse_url: str, log: Path) -> ManagedProcess:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "CHAT_", "AGENT_", "COGNITO_"))
+    }
+    return ManagedProcess(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "frontend" / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--client.toolbarMode",
+            "viewer",
+            "--browser.gatherUsageStats",
+            "false",
+            "--client.showErrorDetails",
+            "none",
+        ],
+        health_url=f"http://127.0.0.1:{port}/_stcore/health",
+        env={
+            **clean,
+            "CHAT_MODE": "local",
+            "AGENT_URL": agent_url,
+            "LANGFUSE_HOST": langfuse_url,
+            "LANGFUSE_PUBLIC_KEY": PUBLIC_KEY,
+            "LANGFUSE_SECRET_KEY": SECRET_KEY,
+        },
+        inherit_env=False,
+        cwd=REPO,
+        log_path=log,
+        startup_timeout=60,
+    )
+
+
+def _tool_payload(request: dict[str, Any]) -> dict[str, Any]:
+    for message in reversed(request["messages"]):
+        if message.get("role") == "tool":
+            content = message["content"]
+            if isinstance(content, list):
+                content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+            return dict(json.loads(content))
+    raise AssertionError("the model never saw a tool result")
+
+
+def test_question_streams_an_answer_with_a_cited_page_and_feedback_lands_on_the_trace(
+    local_stack: LocalStack,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    def cite_top_result(request: dict[str, Any]) -> Text:
+        top = _tool_payload(request)["results"][0]
+        answer = (  # three sentences: the agent releases text sentence by sentence (output guardrail)
+            "To reset the router, hold the recessed RESET button on the back for 10 seconds until the "
+            f"status light blinks [{top['title']}, p. {top['page']}]. "
+            "Then wait about two minutes while the router restarts with its factory settings and your "
+            "devices reconnect. "
+            "Finally, sign in again with the default password printed on the label under the router."
+        )
+        return Text(answer, chunk_chars=6)
+
+    local_stack.model.enqueue(ToolCalls([ToolCall("search_knowledge_base", {"query": "reset router"})]))
+    local_stack.model.responder = cite_top_result
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(local_stack.chat_url)
+            chat_input = page.get_by_test_id("stChatInputTextArea")
+            expect(chat_input).to_be_visible(timeout=30_000)
+            page.evaluate(WATCH_ASSISTANT)
+
+            chat_input.fill(QUESTION)
+            chat_input.press("Enter")
+
+            sources = page.get_by_text(re.compile(r"Router X200 .*, p\. \d+"))
+            expect(sources.first).to_be_visible(timeout=60_000)
+            assistant = page.get_by_test_id("stChatMessage").last
+            expect(assistant).to_contain_text("hold the recessed RESET button")
+            expect(assistant).to_contain_text("model claude-sonnet")
+            texts: list[str] = page.evaluate("window.__assistantTexts")
+            partial = [t for t in texts if "hold the recessed" in t and "default password" not in t]
+            assert partial, f"the answer never showed partially (not streamed): {texts[-3:]}"
+            working = [t for t in texts if "Using search_knowledge_base" in t]
+            assert working, f"tool activity was never shown while it happened: {texts[:3]}"
+
+            caption = assistant.get_by_text(re.compile(r"trace [0-9a-f]{32}")).inner_text()
+            trace_id = re.search(r"trace ([0-9a-f]{32})", caption)
+            assert trace_id, caption
+            assistant.get_by_text("Tools used (1)").click()  # show the tool call with its arguments
+            expect(assistant).to_contain_text('"query": "reset router"')
+            page.wait_for_timeout(600)  # let the expander finish opening before the screenshot
+            page.screenshot(path=str(ARTIFACTS / "chat-answer.png"), full_page=True)
+
+            assistant.get_by_role("radio", name="Thumbs down").click()
+            comment = page.get_by_label("Comment (optional)")
+            expect(comment).to_be_visible(timeout=15_000)
+            comment.fill("The steps are right but mention the LED colour.")
+            comment.press("Enter")
+            page.get_by_role("button", name="Send feedback").click()
+            expect(page.get_by_text("Your feedback (thumbs down) was recorded.")).to_be_visible(
+                timeout=15_000
+            )
+            page.screenshot(path=str(ARTIFACTS / "chat-feedback.png"), full_page=True)
+        finally:
+            browser.close()
+
+    (score,) = local_stack.langfuse.wait_for_scores(1, name="user-feedback", timeout=10)
+    assert score["traceId"] == trace_id.group(1)
+    assert (score["value"], score["comment"]) == (0, "The steps are right but mention the LED colour.")
+    # the score is on the agent's own trace of this turn
+    spans = local_stack.langfuse.wait_for_spans(
+        predicate=lambda span: span.trace_id == score["traceId"] and span.is_root, timeout=10
+    )
+    assert spans
+    README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ARTIFACTS / "chat-answer.png", README_IMAGE)
