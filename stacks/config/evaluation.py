@@ -20,6 +20,7 @@ class EvaluationConfig(Section):
     cpu: Literal[256, 512, 1024, 2048] = 512
     memory_mib: int = Field(default=1024, ge=512, le=8192)
     report_retention_days: int = Field(default=90, ge=1, le=3650)
+    container_insights: bool = True
     log_retention_days: int = 30
 
     @field_validator("log_retention_days")
