@@ -398,6 +398,42 @@ def _nat_gateway(ctx: _StackContext, logical_id: str, props: Mapping[str, Any]) 
     ]
 
 
+def _ec2_instance(ctx: _StackContext, logical_id: str, props: Mapping[str, Any]) -> Priced:
+    """An always-on instance (e.g. a NAT instance): instance hours, EBS volumes, its public IPv4 address."""
+    ec2 = ctx.prices.ec2
+    instance_type = str(props.get("InstanceType"))
+    if instance_type not in ec2.instance_hour:
+        raise _Unpriced(f"no EC2 price for instance type {instance_type}")
+    mappings = props.get("BlockDeviceMappings")
+    if not isinstance(mappings, list) or not mappings:
+        raise _Unpriced("no literal BlockDeviceMappings: the root volume size comes from the image")
+    volume_gb = 0.0
+    for mapping in mappings:
+        ebs = mapping.get("Ebs") if isinstance(mapping, Mapping) else None
+        if not isinstance(ebs, Mapping):
+            continue  # instance-store or no-device mappings bill nothing
+        if str(ebs.get("VolumeType", "gp2")) != "gp3":
+            raise _Unpriced(f"EBS volume type {ebs.get('VolumeType', 'gp2')} (only gp3 is modelled)")
+        volume_gb += _number(ebs.get("VolumeSize"), "EBS VolumeSize")
+    items = [
+        (f"EC2 {instance_type} (on-demand)", ctx.prices.hourly(ec2.instance_hour[instance_type])),
+        (f"{_fmt(volume_gb)} GB gp3 EBS", volume_gb * ec2.ebs_gp3_gb_month),
+    ]
+    if _has_public_ipv4(ctx, props):
+        items.append(("public IPv4 address", ctx.prices.hourly(ctx.prices.network.public_ipv4_hour)))
+    return items
+
+
+def _has_public_ipv4(ctx: _StackContext, props: Mapping[str, Any]) -> bool:
+    interfaces = props.get("NetworkInterfaces")
+    if isinstance(interfaces, list) and interfaces:
+        return any(
+            isinstance(i, Mapping) and i.get("AssociatePublicIpAddress") in (True, "true") for i in interfaces
+        )
+    subnet = ctx.target(props.get("SubnetId"))
+    return subnet is not None and subnet.get("MapPublicIpOnLaunch") is True
+
+
 def _elastic_ip(ctx: _StackContext, logical_id: str, props: Mapping[str, Any]) -> Priced:
     return [("public IPv4 address", ctx.prices.hourly(ctx.prices.network.public_ipv4_hour))]
 
@@ -615,6 +651,7 @@ _PRICERS = {
     "AWS::RDS::DBInstance": _rds_instance,
     "AWS::EC2::NatGateway": _nat_gateway,
     "AWS::EC2::EIP": _elastic_ip,
+    "AWS::EC2::Instance": _ec2_instance,
     "AWS::ElasticLoadBalancingV2::LoadBalancer": _load_balancer,
     "AWS::EC2::VPCEndpoint": _vpc_endpoint,
     "AWS::ElastiCache::ReplicationGroup": _cache_replication_group,

@@ -73,6 +73,12 @@ class StoragePrices(_Strict):
     s3_vectors_gb_month: float = Field(ge=0)
 
 
+class Ec2Prices(_Strict):
+    instance_hour: dict[str, float]
+    ebs_gp3_gb_month: float = Field(ge=0)
+    note: str = ""
+
+
 class SearchPrices(_Strict):
     opensearch_serverless_ocu_hour: float = Field(ge=0)
 
@@ -123,6 +129,7 @@ class PriceTable(_Strict):
     network: NetworkPrices
     elasticache: ElastiCachePrices
     storage: StoragePrices
+    ec2: Ec2Prices
     search: SearchPrices
     dynamodb: DynamoDbPrices
     security: SecurityPrices

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.config import AppConfig
@@ -47,6 +48,23 @@ class FoundationStack(cdk.Stack):
             retention=retention(retention_days),
             encryption_key=key,
             removal_policy=self.removal_policy,
+        )
+
+    def import_secret(self, source: secretsmanager.ISecret, construct_id: str) -> secretsmanager.ISecret:
+        """Another stack's secret re-imported here, so granting our roles read access changes only our
+        roles' policies (a grant on the other stack's secret and key would edit their policies and make
+        that stack depend on this one; its key policy delegates to IAM)."""
+        key = (
+            kms.Key.from_key_arn(self, f"{construct_id}Key", source.encryption_key.key_arn)
+            if source.encryption_key is not None
+            else None
+        )
+        if source.secret_full_arn is not None:
+            return secretsmanager.Secret.from_secret_attributes(
+                self, construct_id, secret_complete_arn=source.secret_full_arn, encryption_key=key
+            )
+        return secretsmanager.Secret.from_secret_attributes(
+            self, construct_id, secret_partial_arn=source.secret_arn, encryption_key=key
         )
 
     def create_data_key(self, construct_id: str, purpose: str) -> kms.Key:

@@ -1,13 +1,14 @@
-"""LLM gateway: LiteLLM on ECS Fargate behind an ALB, with Aurora Serverless v2, optional Valkey, and a
-bootstrap of teams and virtual keys on every deploy.
+"""LLM gateway: LiteLLM on ECS Fargate behind an ALB, with PostgreSQL (Aurora Serverless v2 in prod, one
+small RDS instance in dev), optional Valkey, and a bootstrap of teams and virtual keys on every deploy.
 
 The LiteLLM `config.yaml` is generated at synth from the model catalog (`llm_gateway.config`) and shipped
 as an S3 asset the proxy loads natively (LITELLM_CONFIG_BUCKET_NAME/OBJECT_KEY). It holds no secret and no
 token: everything deployment-specific arrives as environment (`os.environ/NAME` in the YAML), secrets as
 ECS `secrets` from Secrets Manager values generated at deploy time.
 
-External mode (`components.llm_gateway: external`) creates nothing but hands consumers the configured
-URL and the agent and evaluation key secrets imported by name.
+External mode (`components.llm_gateway: external`) creates no stack: `external_endpoint()` hands
+consumers the configured URL and the agent and evaluation key secrets imported by name (a stack without
+resources is not valid CloudFormation).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
@@ -58,8 +58,9 @@ from stacks.compliance import (
     acknowledge_all,
     acknowledge_cdk_helpers,
 )
-from stacks.config import REPO_ROOT, AppConfig
+from stacks.config import REPO_ROOT, AppConfig, ConfigError
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
+from stacks.guardrails import publish_in
 
 CONTAINER_PORT = 4000
 DATABASE_PORT = 5433  # not the engine default (AwsSolutions-RDS11)
@@ -72,13 +73,45 @@ BOOTSTRAP_MODULE = REPO_ROOT / "llm_gateway" / "bootstrap.py"
 INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
 CPU_TARGET_PERCENT = 60
 REQUESTS_PER_TASK_PER_MINUTE = 600
+EXTERNAL_KEYS = ("external_url", "external_agent_key_secret_name", "external_eval_key_secret_name")
+
+
+def external_endpoint(scope: Construct, config: AppConfig) -> LlmGatewayEndpoint:
+    """The endpoint of an external gateway (`components.llm_gateway: external`): the configured URL and
+    the agent's and evaluation's key secrets imported by name into `scope` (an existing stack; this
+    creates no resource).
+
+    Raises:
+        ConfigError: when a `llm_gateway.external_*` key is missing, or the mode is `self_hosted`.
+    """
+    if config.components.llm_gateway != "external":
+        raise ConfigError("components.llm_gateway is 'self_hosted': use LlmGatewayStack(...).endpoint")
+    gateway = config.llm_gateway
+    missing = [f"llm_gateway.{key}" for key in EXTERNAL_KEYS if getattr(gateway, key) is None]
+    if missing:
+        raise ConfigError(f"config keys {missing} are required when components.llm_gateway is 'external'")
+    assert (
+        gateway.external_url
+        and gateway.external_agent_key_secret_name
+        and gateway.external_eval_key_secret_name
+    )
+    return LlmGatewayEndpoint(
+        url=gateway.external_url.rstrip("/"),
+        agent_key_secret=secretsmanager.Secret.from_secret_name_v2(
+            scope, "ExternalLlmGatewayAgentKey", gateway.external_agent_key_secret_name
+        ),
+        eval_key_secret=secretsmanager.Secret.from_secret_name_v2(
+            scope, "ExternalLlmGatewayEvalKey", gateway.external_eval_key_secret_name
+        ),
+        security_group=None,
+    )
 
 
 class LlmGatewayStack(FoundationStack):
-    """The OpenAI-compatible gateway every model call goes through (or an external one)."""
+    """The self-hosted OpenAI-compatible gateway every model call goes through."""
 
     component = "llm-gateway"
-    description_text = "LLM gateway (LiteLLM on ECS, Aurora Serverless v2, keys and budgets)"
+    description_text = "LLM gateway (LiteLLM on ECS, PostgreSQL, keys and budgets)"
 
     def __init__(
         self,
@@ -91,16 +124,19 @@ class LlmGatewayStack(FoundationStack):
         langfuse: LangfuseConnection | None,
         **kwargs: Any,
     ) -> None:
+        if config.components.llm_gateway != "self_hosted":
+            raise ConfigError(
+                f"components.llm_gateway is {config.components.llm_gateway!r}: LlmGatewayStack is only for "
+                "'self_hosted' (use external_endpoint for 'external')"
+            )
         super().__init__(scope, config=config, **kwargs)
         self.vpc = vpc
         self.guardrail = guardrail
-        self.guardrail_version = guardrail_version
+        # Published here, not imported: the guardrails stack's version export could never change otherwise.
+        self.guardrail_version = publish_in(self, guardrail, guardrail_version)
         self.langfuse = langfuse
         self.service: ecs.FargateService | None = None
-        self.database: rds.DatabaseCluster | None = None
-        if config.components.llm_gateway == "external":
-            self.endpoint = self._import_external_endpoint()
-            return
+        self.database: rds.DatabaseCluster | rds.DatabaseInstance | None = None
         self.key = self.create_data_key("GatewayKey", "LLM gateway (logs, secrets, database, cache)")
         self.master_key_secret, self.salt_key_secret = self._create_gateway_secrets()
         self.agent_key_secret, self.eval_key_secret = self._create_virtual_key_secrets()
@@ -120,33 +156,6 @@ class LlmGatewayStack(FoundationStack):
         )
         self._create_outputs()
         self._acknowledge_findings()
-
-    # --- external mode ------------------------------------------------------------------------------
-
-    def _import_external_endpoint(self) -> LlmGatewayEndpoint:
-        gateway = self.config.llm_gateway
-        missing = [
-            f"llm_gateway.{key}"
-            for key in ("external_url", "external_agent_key_secret_name", "external_eval_key_secret_name")
-            if getattr(gateway, key) is None
-        ]
-        if missing:
-            raise ValueError(f"config keys {missing} are required when components.llm_gateway is 'external'")
-        assert (
-            gateway.external_url
-            and gateway.external_agent_key_secret_name
-            and gateway.external_eval_key_secret_name
-        )
-        return LlmGatewayEndpoint(
-            url=gateway.external_url.rstrip("/"),
-            agent_key_secret=secretsmanager.Secret.from_secret_name_v2(
-                self, "ExternalAgentKey", gateway.external_agent_key_secret_name
-            ),
-            eval_key_secret=secretsmanager.Secret.from_secret_name_v2(
-                self, "ExternalEvalKey", gateway.external_eval_key_secret_name
-            ),
-            security_group=None,
-        )
 
     # --- secrets ------------------------------------------------------------------------------------
 
@@ -205,7 +214,65 @@ class LlmGatewayStack(FoundationStack):
     def _service_subnets(self) -> ec2.SubnetSelection:
         return ec2.SubnetSelection(subnet_group_name="services")
 
-    def _create_database(self) -> rds.DatabaseCluster:
+    def _create_database(self) -> rds.DatabaseCluster | rds.DatabaseInstance:
+        if self.config.llm_gateway.db_engine == "postgres_instance":
+            return self._create_database_instance()
+        return self._create_database_cluster()
+
+    def _create_database_instance(self) -> rds.DatabaseInstance:
+        """One single-AZ PostgreSQL instance (dev): ~$14/month idle instead of Aurora's 0.5-ACU floor."""
+        gateway = self.config.llm_gateway
+        identifier = self.resource_name("llm-gateway-db")
+        log_groups = [
+            logs.LogGroup(
+                self,
+                "DatabaseLogs" if export == "postgresql" else "DatabaseUpgradeLogs",
+                log_group_name=f"/aws/rds/instance/{identifier}/{export}",
+                retention=retention(gateway.log_retention_days),
+                encryption_key=self.key,
+                removal_policy=self.removal_policy,
+            )
+            for export in ("postgresql", "upgrade")
+        ]
+        engine = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_16_11)
+        instance = rds.DatabaseInstance(
+            self,
+            "Database",
+            instance_identifier=identifier,
+            engine=engine,
+            parameter_group=rds.ParameterGroup(
+                self,
+                "DatabaseParameters",
+                engine=engine,
+                description="LiteLLM PostgreSQL: TLS required",
+                parameters={"rds.force_ssl": "1"},
+            ),
+            instance_type=ec2.InstanceType(gateway.db_instance_class.removeprefix("db.")),
+            allocated_storage=gateway.db_storage_gb,
+            max_allocated_storage=gateway.db_max_storage_gb,  # storage autoscaling cap
+            storage_type=rds.StorageType.GP3,
+            vpc=self.vpc,
+            vpc_subnets=self._data_subnets(),
+            port=DATABASE_PORT,
+            database_name=DATABASE_NAME,
+            credentials=rds.Credentials.from_generated_secret("litellm", encryption_key=self.key),
+            storage_encrypted=True,
+            storage_encryption_key=self.key,
+            iam_authentication=True,
+            multi_az=False,
+            publicly_accessible=False,
+            auto_minor_version_upgrade=True,
+            deletion_protection=self.config.is_prod,
+            backup_retention=cdk.Duration.days(14 if self.config.is_prod else 1),
+            cloudwatch_logs_exports=["postgresql", "upgrade"],
+            copy_tags_to_snapshot=True,
+            removal_policy=self.removal_policy,
+        )
+        for log_group in log_groups:
+            instance.node.add_dependency(log_group)
+        return instance
+
+    def _create_database_cluster(self) -> rds.DatabaseCluster:
         gateway = self.config.llm_gateway
         # 0 ACU (auto-pause) needs Aurora PostgreSQL 16.3+; 16.9 supports it.
         engine = rds.DatabaseClusterEngine.aurora_postgres(version=rds.AuroraPostgresEngineVersion.VER_16_9)
@@ -289,6 +356,13 @@ class LlmGatewayStack(FoundationStack):
         )
         cache.apply_removal_policy(self.removal_policy)
         return cache
+
+    @property
+    def database_endpoint(self) -> rds.Endpoint:
+        assert self.database is not None
+        if isinstance(self.database, rds.DatabaseCluster):
+            return self.database.cluster_endpoint
+        return self.database.instance_endpoint
 
     # --- configuration --------------------------------------------------------------------------------
 
@@ -468,8 +542,16 @@ class LlmGatewayStack(FoundationStack):
 
     def _create_service(self) -> tuple[ecs.FargateService, elbv2.ApplicationTargetGroup]:
         gateway = self.config.llm_gateway
-        cluster = ecs.Cluster(
-            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=self.vpc,
+            enable_fargate_capacity_providers=gateway.fargate_spot,
+            container_insights_v2=(
+                ecs.ContainerInsights.ENABLED
+                if gateway.container_insights
+                else ecs.ContainerInsights.DISABLED
+            ),
         )
         task_definition = ecs.FargateTaskDefinition(
             self,
@@ -477,7 +559,11 @@ class LlmGatewayStack(FoundationStack):
             cpu=gateway.cpu,
             memory_limit_mib=gateway.memory_mib,
             runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64,
+                cpu_architecture=(
+                    ecs.CpuArchitecture.ARM64
+                    if gateway.architecture == "arm64"
+                    else ecs.CpuArchitecture.X86_64
+                ),
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
@@ -530,9 +616,16 @@ class LlmGatewayStack(FoundationStack):
         service = ecs.FargateService(
             self,
             "Service",
-            cluster=cluster,
+            cluster=self.cluster,
             task_definition=task_definition,
             desired_count=gateway.min_tasks,
+            # Spot in dev (an interrupted task is replaced within minutes; clients retry); on-demand
+            # (the plain Fargate launch type) otherwise.
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)
+            ]
+            if gateway.fargate_spot
+            else None,
             vpc_subnets=self._service_subnets(),
             security_groups=[self.service_security_group],
             assign_public_ip=False,
@@ -573,10 +666,10 @@ class LlmGatewayStack(FoundationStack):
             "LITELLM_CONFIG_BUCKET_OBJECT_KEY": self.config_asset.s3_object_key,
             "LITELLM_CONFIG_BUCKET_TYPE": "s3",
             # LiteLLM builds DATABASE_URL from these and the two secrets below.
-            "DATABASE_HOST": self.database.cluster_endpoint.socket_address,
+            "DATABASE_HOST": self.database_endpoint.socket_address,
             "DATABASE_NAME": DATABASE_NAME,
             ENV_GUARDRAIL_ID: self.guardrail.attr_guardrail_id,
-            ENV_GUARDRAIL_VERSION: self.guardrail_version.attr_version,
+            ENV_GUARDRAIL_VERSION: self.guardrail_version.attr_version,  # published in this stack
             "AWS_REGION_NAME": self.region,
             "LITELLM_LOG": "INFO",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -602,27 +695,10 @@ class LlmGatewayStack(FoundationStack):
         if self.cache is not None:
             secrets[ENV_REDIS_PASSWORD] = ecs.Secret.from_secrets_manager(self.cache_auth_secret)
         if self.langfuse is not None:
-            keys = self._langfuse_keys_secret(self.langfuse.keys_secret)
+            keys = self.import_secret(self.langfuse.keys_secret, "LangfuseKeys")
             secrets[ENV_LANGFUSE_PUBLIC_KEY] = ecs.Secret.from_secrets_manager(keys, "public_key")
             secrets[ENV_LANGFUSE_SECRET_KEY] = ecs.Secret.from_secrets_manager(keys, "secret_key")
         return secrets
-
-    def _langfuse_keys_secret(self, source: secretsmanager.ISecret) -> secretsmanager.ISecret:
-        """The Langfuse keys secret re-imported here, so granting our task read access only changes our
-        role's policy (granting on the other stack's secret and key would edit their policies and make
-        that stack depend on this one)."""
-        key = (
-            kms.Key.from_key_arn(self, "LangfuseKeysKey", source.encryption_key.key_arn)
-            if source.encryption_key is not None
-            else None
-        )
-        if source.secret_full_arn is not None:
-            return secretsmanager.Secret.from_secret_attributes(
-                self, "LangfuseKeys", secret_complete_arn=source.secret_full_arn, encryption_key=key
-            )
-        return secretsmanager.Secret.from_secret_attributes(
-            self, "LangfuseKeys", secret_partial_arn=source.secret_arn, encryption_key=key
-        )
 
     def _create_autoscaling(self) -> ecs.ScalableTaskCount:
         assert self.service is not None
@@ -837,6 +913,13 @@ class LlmGatewayStack(FoundationStack):
 
     def _acknowledge_findings(self) -> None:
         acknowledge_cdk_helpers(self)
+        if not self.config.llm_gateway.container_insights:
+            acknowledge(
+                self.cluster,
+                "AwsSolutions-ECS4",
+                "Container Insights follows llm_gateway.container_insights (on in prod, off in dev to save "
+                "its custom-metric cost); the dashboard uses the free AWS/ECS service metrics.",
+            )
         self._acknowledge_secrets()
         self._acknowledge_database()
         self._acknowledge_load_balancer()
@@ -881,11 +964,20 @@ class LlmGatewayStack(FoundationStack):
     def _acknowledge_database(self) -> None:
         assert self.database is not None
         findings = {
-            "NIST.800.53.R5-RDSEnhancedMonitoringEnabled": "Aurora Serverless v2 scales (and in dev pauses) on "
-            "its own; CloudWatch metrics and the exported PostgreSQL log cover monitoring of a small key store.",
-            "NIST.800.53.R5-RDSInBackupPlan": "Aurora's continuous automated backups (point-in-time restore, "
-            "retention set by profile) protect the key and spend store; no separate AWS Backup plan is needed.",
+            "NIST.800.53.R5-RDSEnhancedMonitoringEnabled": "CloudWatch's RDS metrics and the exported "
+            "PostgreSQL log cover monitoring of a small key store; OS-level enhanced monitoring adds cost "
+            "without a consumer.",
+            "NIST.800.53.R5-RDSInBackupPlan": "RDS automated backups (point-in-time restore, retention set by "
+            "profile) protect the key and spend store; no separate AWS Backup plan is needed.",
         }
+        if isinstance(self.database, rds.DatabaseInstance):
+            single_az = (
+                "One single-AZ PostgreSQL instance in this profile (llm_gateway.db_engine: postgres_instance) "
+                "keeps idle cost low; automated backups restore it. Prod uses Aurora Serverless v2 with a "
+                "reader in another AZ."
+            )
+            findings["AwsSolutions-RDS3"] = single_az
+            findings["NIST.800.53.R5-RDSMultiAZSupport"] = single_az
         if not self.config.is_prod:
             reason = (
                 "The dev profile must destroy cleanly; the prod profile enables deletion protection on the "

@@ -9,7 +9,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.base import FoundationStack
-from stacks.compliance import acknowledge
+from stacks.compliance import acknowledge, acknowledge_all
 from stacks.config import AppConfig
 
 # Interface endpoints that keep the heaviest service traffic off the NAT gateways.
@@ -20,6 +20,9 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
     "BedrockRuntime": ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
 }
+
+
+NAT_ROOT_VOLUME_GB = 8  # Amazon Linux 2023's image size; NAT keeps no data
 
 
 class NetworkStack(FoundationStack):
@@ -46,13 +49,15 @@ class NetworkStack(FoundationStack):
         network = self.config.network
         if network.vpc_id is not None:
             return ec2.Vpc.from_lookup(self, "Vpc", vpc_id=network.vpc_id)
-        return ec2.Vpc(
+        self.nat_provider = self._nat_provider()
+        vpc = ec2.Vpc(
             self,
             "Vpc",
             vpc_name=self.resource_name("vpc"),
             ip_addresses=ec2.IpAddresses.cidr(network.cidr),
             max_azs=network.max_azs,
             nat_gateways=network.nat_gateways,
+            nat_gateway_provider=self.nat_provider,
             restrict_default_security_group=True,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
@@ -74,6 +79,69 @@ class NetworkStack(FoundationStack):
                     name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
                 ),
             ],
+        )
+        if isinstance(self.nat_provider, ec2.NatInstanceProviderV2):
+            self._harden_nat_instances(self.nat_provider)
+        return vpc
+
+    def _nat_provider(self) -> ec2.NatProvider | None:
+        """NAT gateways (managed, one per AZ in prod) or small Graviton NAT instances (dev)."""
+        network = self.config.network
+        if network.nat_type == "gateway" or network.nat_gateways == 0:
+            return None  # the VPC's default: managed NAT gateways
+        return ec2.NatProvider.instance_v2(
+            instance_type=ec2.InstanceType(network.nat_instance_type),
+            # Amazon Linux 2023 for the instance type's architecture (arm64 for t4g), resolved at deploy.
+            # No inbound by default: only the VPC is admitted below, never the internet.
+            default_allowed_traffic=ec2.NatTrafficDirection.OUTBOUND_ONLY,
+            associate_public_ip_address=True,  # the public subnets do not assign public IPs on launch
+            credit_specification=ec2.CpuCredits.STANDARD,  # no surplus-credit charges on a busy day
+        )
+
+    def _harden_nat_instances(self, provider: ec2.NatInstanceProviderV2) -> None:
+        """Admit traffic from the VPC only; encrypted root volume; IMDSv2 only; detailed monitoring."""
+        provider.connections.allow_from(
+            ec2.Peer.ipv4(self.config.network.cidr), ec2.Port.all_traffic(), "Outbound traffic of the VPC"
+        )
+        for instance in provider.gateway_instances:
+            cfn = instance.instance
+            cfn.block_device_mappings = [
+                ec2.CfnInstance.BlockDeviceMappingProperty(
+                    device_name="/dev/xvda",  # Amazon Linux 2023's root device
+                    ebs=ec2.CfnInstance.EbsProperty(
+                        volume_size=NAT_ROOT_VOLUME_GB,
+                        volume_type="gp3",
+                        encrypted=True,  # the account's aws/ebs key: only iptables state lives here
+                        delete_on_termination=True,
+                    ),
+                )
+            ]
+            cfn.monitoring = True
+            cfn.metadata_options = ec2.CfnInstance.MetadataOptionsProperty(
+                http_tokens="required", http_endpoint="enabled", http_put_response_hop_limit=1
+            )
+            self._acknowledge_nat_instance(instance)
+        acknowledge(
+            provider.security_group,
+            "NIST.800.53.R5-EC2RestrictedCommonPorts",
+            "A NAT instance forwards every protocol and port for the VPC's private subnets, so its security "
+            "group admits all traffic, but only from the VPC CIDR (never from the internet).",
+        )
+
+    def _acknowledge_nat_instance(self, instance: ec2.Instance) -> None:
+        acknowledge_all(
+            instance,
+            {
+                "NIST.800.53.R5-EC2InstanceNoPublicIp": "A NAT instance needs a public IPv4 address to "
+                "translate the private subnets' outbound traffic; its security group admits nothing from "
+                "the internet (inbound from the VPC CIDR only) and it has no key pair.",
+                "NIST.800.53.R5-EC2InstancesInVPC": "The instance is in the VPC's public subnet: the subnet is "
+                "set on its network interface (required to associate a public address), not on SubnetId, "
+                "which this rule reads.",
+                "AwsSolutions-EC29": "network.nat_type 'instance' is the dev profile's low-cost NAT and must "
+                "destroy with the stack; termination protection would block that. A lost instance is "
+                "recreated by redeploying (prod uses managed NAT gateways).",
+            },
         )
 
     def _create_flow_logs(self) -> None:
@@ -138,6 +206,6 @@ class NetworkStack(FoundationStack):
             acknowledge(
                 subnet,
                 "NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW",
-                "Public subnets hold only the NAT gateways, which need the default route to the internet "
-                "gateway; no workload runs there and no instance gets a public IP.",
+                "Public subnets hold only the NAT gateways or NAT instances, which need the default route to "
+                "the internet gateway; no workload runs there and only a NAT instance gets a public IP.",
             )

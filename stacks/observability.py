@@ -99,7 +99,7 @@ class ObservabilityStack(FoundationStack):
         if config.network.vpc_id is None and config.network.nat_gateways == 0:
             raise ConfigError(
                 "config key 'network.nat_gateways': self-hosted Langfuse pulls its images from Docker Hub and "
-                "needs at least one NAT gateway (or set components.observability to 'external')"
+                "needs at least one NAT gateway or NAT instance (or set components.observability to 'external')"
             )
         super().__init__(scope, config=config, **kwargs)
         # S3 server access logs via a bucket policy (works with BUCKET_OWNER_ENFORCED), not ACLs.

@@ -45,6 +45,12 @@ class NetworkConfig(Section):
     cidr: str = "10.40.0.0/16"
     max_azs: int = Field(default=2, ge=2, le=3)
     nat_gateways: int = Field(default=1, ge=0, le=3)
+    # How the services subnets reach the internet: managed NAT gateways (highly available, ~$33/month
+    # each) or NAT instances (one small Graviton EC2 instance per NAT, ~$4/month, single-instance: a
+    # reboot or replacement interrupts outbound traffic for a few minutes). nat_gateways is the number of
+    # either kind; 0 means no NAT (the services subnets are then isolated).
+    nat_type: Literal["gateway", "instance"] = "gateway"
+    nat_instance_type: str = Field(default="t4g.nano", pattern=r"^t4g\.(nano|micro|small|medium)$")
     interface_endpoints: bool = True
     flow_log_retention_days: int = 30
 

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from stacks.config.base import Section
 from stacks.config.foundation import check_retention
+from stacks.config.observability import FARGATE_MEMORY
 
 
 class TeamBudget(Section):
@@ -21,7 +22,7 @@ class TeamBudget(Section):
 
 
 class LlmGatewayConfig(Section):
-    """LiteLLM on ECS Fargate with Aurora Serverless v2 and optional Valkey."""
+    """LiteLLM on ECS Fargate with PostgreSQL (Aurora Serverless v2 or one RDS instance) and optional Valkey."""
 
     # Pin by tag, or by digest for immutability: "ghcr.io/berriai/litellm-database@sha256:<digest>".
     image: str = Field(default="ghcr.io/berriai/litellm-database:main-v1.102.4-stable", min_length=3)
@@ -46,6 +47,18 @@ class LlmGatewayConfig(Section):
     # so at least two keep serving while one restarts.
     workers: int = Field(default=2, ge=2, le=16)
     max_requests_before_restart: int = Field(default=10_000, ge=100)
+    # Fargate capacity: Spot (~70% cheaper, a task can be interrupted with two minutes' notice; Spot runs
+    # x86_64 tasks only, per the ECS developer guide) or on-demand; and Container Insights (~$0.30/metric).
+    fargate_spot: bool = False
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    container_insights: bool = True
+    # Key/spend store: Aurora Serverless v2 (scales, Multi-AZ reader in prod; with LiteLLM's open
+    # connections it never pauses, so it idles at its 0.5-ACU floor) or one single-AZ RDS PostgreSQL
+    # instance (gp3 storage that autoscales up to db_max_storage_gb).
+    db_engine: Literal["aurora_serverless", "postgres_instance"] = "aurora_serverless"
+    db_instance_class: str = Field(default="db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    db_storage_gb: int = Field(default=20, ge=20, le=1000)
+    db_max_storage_gb: int = Field(default=50, ge=21, le=2000)
     db_min_acu: float = Field(default=0.0, ge=0.0, le=256)
     db_max_acu: float = Field(default=2.0, ge=1.0, le=256)
     cache: bool = False
@@ -74,6 +87,22 @@ class LlmGatewayConfig(Section):
             raise ValueError("min_tasks cannot exceed max_tasks")
         if self.db_min_acu > self.db_max_acu:
             raise ValueError("db_min_acu cannot exceed db_max_acu")
+        low, high, step = FARGATE_MEMORY[self.cpu]
+        if not (low <= self.memory_mib <= high and (self.memory_mib - low) % step == 0):
+            raise ValueError(
+                f"memory_mib: {self.memory_mib} is not a Fargate size for cpu {self.cpu}; "
+                f"allowed: {low} to {high} in steps of {step}"
+            )
+        if self.db_storage_gb >= self.db_max_storage_gb:
+            raise ValueError(
+                "db_max_storage_gb: the storage-autoscaling cap must exceed db_storage_gb "
+                f"({self.db_max_storage_gb} <= {self.db_storage_gb})"
+            )
+        if self.fargate_spot and self.architecture != "x86_64":
+            raise ValueError(
+                "architecture: Fargate Spot runs x86_64 tasks only; set llm_gateway.architecture to "
+                "x86_64 or llm_gateway.fargate_spot to false"
+            )
         if self.public and self.certificate_arn is None:
             raise ValueError(
                 "certificate_arn: a public gateway needs an ACM certificate for its HTTPS listener"

@@ -163,6 +163,43 @@ def test_nat_gateway_and_its_address(prices: PriceTable) -> None:
     assert _total(prices, resources) == pytest.approx((0.045 + 0.005) * HOURS, abs=0.01)
 
 
+def _instance(**properties: Any) -> dict[str, Any]:
+    root = {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3", "Encrypted": True}}
+    return {
+        "Type": "AWS::EC2::Instance",
+        "Properties": {"InstanceType": "t4g.nano", "BlockDeviceMappings": [root], **properties},
+    }
+
+
+def test_nat_instance_with_its_volume_and_public_address(prices: PriceTable) -> None:
+    interfaces = [{"DeviceIndex": "0", "AssociatePublicIpAddress": True, "SubnetId": {"Ref": "Subnet"}}]
+    resources = {"Nat": _instance(NetworkInterfaces=interfaces)}
+    assert _total(prices, resources) == pytest.approx(0.0042 * HOURS + 8 * 0.08 + 0.005 * HOURS, abs=0.01)
+
+
+def test_instance_gets_a_public_address_from_its_subnet(prices: PriceTable) -> None:
+    subnet = {"Type": "AWS::EC2::Subnet", "Properties": {"MapPublicIpOnLaunch": True}}
+    private = {"Type": "AWS::EC2::Subnet", "Properties": {"MapPublicIpOnLaunch": False}}
+    public_total = _total(prices, {"Subnet": subnet, "Vm": _instance(SubnetId={"Ref": "Subnet"})})
+    private_total = _total(prices, {"Subnet": private, "Vm": _instance(SubnetId={"Ref": "Subnet"})})
+    assert public_total - private_total == pytest.approx(0.005 * HOURS, abs=0.01)
+    assert private_total == pytest.approx(0.0042 * HOURS + 8 * 0.08, abs=0.01)
+
+
+def test_instance_without_literal_volumes_is_reported_not_guessed(prices: PriceTable) -> None:
+    resources = {"Vm": {"Type": "AWS::EC2::Instance", "Properties": {"InstanceType": "t4g.nano"}}}
+    estimate = estimate_templates({"aaf-test": {"Resources": resources}}, prices)
+    assert [entry[1:3] for entry in estimate.unpriced] == [("Vm", "AWS::EC2::Instance")]
+    assert "BlockDeviceMappings" in estimate.unpriced[0][3]
+
+
+def test_unknown_instance_type_is_reported(prices: PriceTable) -> None:
+    estimate = estimate_templates(
+        {"aaf-test": {"Resources": {"Vm": _instance(InstanceType="x9.huge")}}}, prices
+    )
+    assert "no EC2 price for instance type x9.huge" in estimate.unpriced[0][3]
+
+
 def test_interface_endpoints_bill_per_az(prices: PriceTable) -> None:
     resources = {
         "Endpoint": {

@@ -17,10 +17,10 @@ from aws_cdk.assertions import Match, Template
 from llm_gateway.bootstrap import BootstrapPlan
 from scripts.synth_summary import lint_template
 from stacks.compliance import apply_cost_tags, enable_compliance_checks, read_validation_report
-from stacks.config import AppConfig
+from stacks.config import AppConfig, ConfigError
 from stacks.contracts import LangfuseConnection
 from stacks.guardrails import GuardrailsStack
-from stacks.llm_gateway import CONTAINER_PORT, HEALTH_PATH, LlmGatewayStack
+from stacks.llm_gateway import CONTAINER_PORT, HEALTH_PATH, LlmGatewayStack, external_endpoint
 from stacks.network import NetworkStack
 from tests.factories import test_config
 from tests.support.cdk import resources_of
@@ -112,12 +112,90 @@ def task_policy_statements(template: Template) -> list[dict[str, Any]]:
     return statements
 
 
-def test_runs_the_pinned_litellm_database_image_on_arm64(template: Template, dev: Synth) -> None:
-    definition = only(template, "AWS::ECS::TaskDefinition")["Properties"]
-
-    assert definition["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+def test_runs_the_pinned_litellm_database_image(template: Template, dev: Synth) -> None:
     assert container(template)["Image"] == dev.stack.config.llm_gateway.image
     assert "litellm-database" in container(template)["Image"]
+
+
+def test_dev_runs_on_fargate_spot_x86(template: Template) -> None:
+    definition = only(template, "AWS::ECS::TaskDefinition")["Properties"]
+    service = only(template, "AWS::ECS::Service")["Properties"]
+
+    assert definition["RuntimePlatform"]["CpuArchitecture"] == "X86_64"  # Spot runs x86_64 only
+    assert service["CapacityProviderStrategy"] == [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]
+    assert "LaunchType" not in service
+
+
+def test_prod_runs_on_demand_on_graviton(prod: Synth) -> None:
+    definition = only(prod.template, "AWS::ECS::TaskDefinition")["Properties"]
+    service = only(prod.template, "AWS::ECS::Service")["Properties"]
+
+    assert definition["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+    assert service["LaunchType"] == "FARGATE"  # on-demand
+    assert "CapacityProviderStrategy" not in service
+
+
+def test_container_insights_follow_the_profile(template: Template, prod: Synth) -> None:
+    def insights(synthesized: Template) -> str:
+        settings = only(synthesized, "AWS::ECS::Cluster")["Properties"]["ClusterSettings"]
+        return str({s["Name"]: s["Value"] for s in settings}["containerInsights"])
+
+    assert (insights(template), insights(prod.template)) == ("disabled", "enabled")
+
+
+def test_task_size_is_a_valid_fargate_combination(template: Template, dev: Synth) -> None:
+    definition = only(template, "AWS::ECS::TaskDefinition")["Properties"]
+
+    assert (definition["Cpu"], definition["Memory"]) == (
+        str(dev.stack.config.llm_gateway.cpu),
+        str(dev.stack.config.llm_gateway.memory_mib),
+    )
+
+
+def test_invalid_task_memory_for_the_cpu_is_rejected() -> None:
+    with pytest.raises(
+        ConfigError, match=r"llm_gateway\.memory_mib': 512 is not a Fargate size for cpu 1024"
+    ):
+        test_config("dev", llm_gateway={"cpu": 1024, "memory_mib": 512})
+
+
+def test_spot_on_arm64_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"Fargate Spot runs x86_64 tasks only"):
+        test_config("dev", llm_gateway={"fargate_spot": True, "architecture": "arm64"})
+
+
+def test_storage_cap_must_exceed_allocated_storage() -> None:
+    with pytest.raises(
+        ConfigError, match=r"llm_gateway\.db_max_storage_gb': the storage-autoscaling cap must exceed"
+    ):
+        test_config("dev", llm_gateway={"db_storage_gb": 100, "db_max_storage_gb": 50})
+
+
+def test_guardrail_version_is_published_in_this_stack(template: Template) -> None:
+    version = only(template, "AWS::Bedrock::GuardrailVersion")["Properties"]
+    environment = {e["Name"]: e["Value"] for e in container(template)["Environment"]}
+    (version_id,) = resources_of(template, "AWS::Bedrock::GuardrailVersion")
+
+    assert "Fn::ImportValue" in version["GuardrailIdentifier"]  # only the (immutable) id crosses stacks
+    assert version["Description"].startswith("policy ")
+    assert environment["BEDROCK_GUARDRAIL_VERSION"] == {"Fn::GetAtt": [version_id, "Version"]}
+
+
+def imported_values(value: Any) -> list[str]:
+    """Every `Fn::ImportValue` in a template fragment, as JSON text."""
+    if isinstance(value, dict):
+        found = [json.dumps(value["Fn::ImportValue"])] if "Fn::ImportValue" in value else []
+        return found + [text for item in value.values() for text in imported_values(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in imported_values(item)]
+    return []
+
+
+def test_only_the_guardrail_id_and_arn_cross_from_the_guardrails_stack(template: Template) -> None:
+    from_guardrails = [text for text in imported_values(template.to_json()) if "aaf-guardrails" in text]
+
+    assert from_guardrails
+    assert all("GuardrailVersion" not in text for text in from_guardrails)
 
 
 def test_workers_are_recycled_after_a_bounded_number_of_requests(template: Template, dev: Synth) -> None:
@@ -259,22 +337,54 @@ def test_target_health_check_uses_liveliness(template: Template) -> None:
     assert group["Port"] == CONTAINER_PORT
 
 
-def test_database_is_encrypted_aurora_postgres_serverless_v2(template: Template) -> None:
-    cluster = only(template, "AWS::RDS::DBCluster")["Properties"]
+def test_dev_database_is_one_encrypted_single_az_postgres_instance(template: Template, dev: Synth) -> None:
+    instance = only(template, "AWS::RDS::DBInstance")["Properties"]
+    gateway = dev.stack.config.llm_gateway
 
-    assert cluster["Engine"] == "aurora-postgresql"
-    assert cluster["StorageEncrypted"] is True
-    assert "KmsKeyId" in cluster
-    assert cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0
-    assert "SecondsUntilAutoPause" in cluster["ServerlessV2ScalingConfiguration"]
+    assert not resources_of(template, "AWS::RDS::DBCluster")
+    assert (instance["Engine"], instance["DBInstanceClass"], instance["MultiAZ"]) == (
+        "postgres",
+        gateway.db_instance_class,
+        False,
+    )
+    assert instance["StorageEncrypted"] is True and "KmsKeyId" in instance
+    assert instance["BackupRetentionPeriod"] >= 1
+    assert (instance["AllocatedStorage"], instance["MaxAllocatedStorage"]) == (
+        str(gateway.db_storage_gb),
+        gateway.db_max_storage_gb,
+    )
+    assert instance["PubliclyAccessible"] is False
 
 
-def test_prod_database_keeps_a_floor_and_a_reader(prod: Synth) -> None:
+def test_dev_database_requires_tls(template: Template) -> None:
+    parameters = only(template, "AWS::RDS::DBParameterGroup")["Properties"]["Parameters"]
+
+    assert parameters["rds.force_ssl"] == "1"
+
+
+def test_task_reaches_the_instance_endpoint(template: Template) -> None:
+    (instance_id,) = resources_of(template, "AWS::RDS::DBInstance")
+    environment = {e["Name"]: e["Value"] for e in container(template)["Environment"]}
+
+    assert json.dumps(environment["DATABASE_HOST"]).count(instance_id) == 2  # address:port
+
+
+def test_prod_database_is_encrypted_aurora_serverless_v2_with_floor_and_reader(prod: Synth) -> None:
     cluster = only(prod.template, "AWS::RDS::DBCluster")["Properties"]
 
+    assert cluster["Engine"] == "aurora-postgresql"
+    assert cluster["StorageEncrypted"] is True and "KmsKeyId" in cluster
     assert cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0.5
     assert cluster["DeletionProtection"] is True
     assert len(resources_of(prod.template, "AWS::RDS::DBInstance")) == 2
+
+
+def test_aurora_with_zero_floor_auto_pauses(tmp_path: Path) -> None:
+    config = test_config("dev", llm_gateway={"db_engine": "aurora_serverless", "db_min_acu": 0})
+    cluster = only(synth(config, tmp_path).template, "AWS::RDS::DBCluster")["Properties"]
+
+    assert cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0
+    assert "SecondsUntilAutoPause" in cluster["ServerlessV2ScalingConfiguration"]
 
 
 def test_autoscaling_on_cpu_and_requests(template: Template, dev: Synth) -> None:
@@ -340,29 +450,42 @@ def test_endpoint_hands_out_url_key_secrets_and_security_group(dev: Synth) -> No
     assert endpoint.security_group is dev.stack.alb_security_group
 
 
-def test_external_mode_creates_no_service(tmp_path: Path) -> None:
-    config = test_config(
-        "dev",
-        components={"llm_gateway": "external"},
-        llm_gateway={
-            "external_url": "https://llm.example.com/",
-            "external_agent_key_secret_name": "team/llm/agent",
-            "external_eval_key_secret_name": "team/llm/eval",
-        },
-    )
-
-    external = synth(config, tmp_path)
-
-    assert not resources_of(external.template, "AWS::ECS::Service")
-    assert not resources_of(external.template, "AWS::RDS::DBCluster")
-    assert external.stack.endpoint.url == "https://llm.example.com"
-    assert external.stack.endpoint.security_group is None
+EXTERNAL = {
+    "external_url": "https://llm.example.com/",
+    "external_agent_key_secret_name": "team/llm/agent",
+    "external_eval_key_secret_name": "team/llm/eval",
+}
 
 
-def test_external_mode_without_url_names_the_keys(tmp_path: Path) -> None:
+def test_external_endpoint_imports_the_key_secrets_by_name() -> None:
+    config = test_config("dev", components={"llm_gateway": "external"}, llm_gateway=EXTERNAL)
+    scope = cdk.Stack(cdk.App(), "consumer")
+
+    endpoint = external_endpoint(scope, config)
+
+    assert endpoint.url == "https://llm.example.com"
+    assert endpoint.security_group is None
+    assert endpoint.agent_key_secret.secret_name == "team/llm/agent"
+    assert endpoint.eval_key_secret.secret_name == "team/llm/eval"
+    assert Template.from_stack(scope).to_json().get("Resources", {}) == {}  # imports create nothing
+
+
+def test_external_endpoint_without_url_names_the_keys() -> None:
     config = test_config("dev", components={"llm_gateway": "external"})
 
-    with pytest.raises(ValueError, match=r"llm_gateway\.external_url"):
+    with pytest.raises(ConfigError, match=r"llm_gateway\.external_url"):
+        external_endpoint(cdk.Stack(cdk.App(), "consumer"), config)
+
+
+def test_external_endpoint_refuses_self_hosted_mode() -> None:
+    with pytest.raises(ConfigError, match="use LlmGatewayStack"):
+        external_endpoint(cdk.Stack(cdk.App(), "consumer"), test_config("dev"))
+
+
+def test_stack_refuses_external_mode(tmp_path: Path) -> None:
+    config = test_config("dev", components={"llm_gateway": "external"}, llm_gateway=EXTERNAL)
+
+    with pytest.raises(ConfigError, match="LlmGatewayStack is only for 'self_hosted'"):
         synth(config, tmp_path)
 
 

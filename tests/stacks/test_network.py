@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from scripts.synth_summary import lint_template
+from stacks.compliance import apply_cost_tags, enable_compliance_checks, read_validation_report
+from stacks.config import ConfigError
 from stacks.network import INTERFACE_ENDPOINTS, NetworkStack
 from tests.factories import test_config
 from tests.support.cdk import build_stack, resources_of
@@ -22,12 +30,99 @@ def prod_template() -> Template:
     return build_stack(NetworkStack, config)[1]
 
 
-def test_dev_has_one_nat_gateway(template: Template) -> None:
-    template.resource_count_is("AWS::EC2::NatGateway", 1)
+def test_dev_has_one_nat_instance_and_no_nat_gateway(template: Template) -> None:
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    template.resource_count_is("AWS::EC2::EIP", 0)
+    template.resource_count_is("AWS::EC2::Instance", 1)
 
 
 def test_prod_has_a_nat_gateway_per_az(prod_template: Template) -> None:
     prod_template.resource_count_is("AWS::EC2::NatGateway", 3)
+    prod_template.resource_count_is("AWS::EC2::Instance", 0)
+
+
+def nat_instance(template: Template) -> dict[str, Any]:
+    (instance,) = resources_of(template, "AWS::EC2::Instance").values()
+    return dict(instance["Properties"])
+
+
+def test_nat_instance_is_a_small_graviton_forwarder_with_a_public_address(template: Template) -> None:
+    instance = nat_instance(template)
+    (interface,) = instance["NetworkInterfaces"]
+
+    assert instance["InstanceType"] == test_config("dev").network.nat_instance_type == "t4g.nano"
+    assert instance["SourceDestCheck"] is False
+    assert interface["AssociatePublicIpAddress"] is True
+    assert "arm64" in json.dumps(instance["ImageId"])  # Amazon Linux 2023 for Graviton
+
+
+def test_nat_instance_is_hardened(template: Template) -> None:
+    instance = nat_instance(template)
+    (root,) = instance["BlockDeviceMappings"]
+
+    assert root["Ebs"]["Encrypted"] is True and root["Ebs"]["VolumeType"] == "gp3"
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"  # IMDSv2 only
+    assert instance["Monitoring"] is True
+    assert "KeyName" not in instance
+
+
+def test_nat_instance_admits_only_the_vpc(template: Template) -> None:
+    (group_id,) = [
+        logical_id
+        for logical_id, group in resources_of(template, "AWS::EC2::SecurityGroup").items()
+        if group["Properties"]["GroupDescription"] == "Security Group for NAT instances"
+    ]
+    ingress = resources_of(template, "AWS::EC2::SecurityGroup")[group_id]["Properties"][
+        "SecurityGroupIngress"
+    ]
+
+    assert [rule["CidrIp"] for rule in ingress] == ["10.40.0.0/16"]
+
+
+def test_private_subnets_route_to_the_nat_instance(template: Template) -> None:
+    (instance_id,) = resources_of(template, "AWS::EC2::Instance")
+    default_routes = [
+        route["Properties"]
+        for route in resources_of(template, "AWS::EC2::Route").values()
+        if route["Properties"].get("InstanceId") is not None
+    ]
+
+    assert len(default_routes) == 2  # one per services subnet (2 AZs)
+    assert all(r["InstanceId"] == {"Ref": instance_id} for r in default_routes)
+    assert all(r["DestinationCidrBlock"] == "0.0.0.0/0" for r in default_routes)
+
+
+def test_no_nat_at_all_when_the_count_is_zero() -> None:
+    template = build_stack(NetworkStack, test_config("dev", network={"nat_gateways": 0}))[1]
+
+    template.resource_count_is("AWS::EC2::Instance", 0)
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+
+
+def test_nat_instance_type_must_be_graviton_burstable() -> None:
+    with pytest.raises(ConfigError, match=r"network\.nat_instance_type"):
+        test_config("dev", network={"nat_instance_type": "m5.large"})
+
+
+def test_nat_gateway_type_in_dev_when_asked() -> None:
+    template = build_stack(NetworkStack, test_config("dev", network={"nat_type": "gateway"}))[1]
+
+    template.resource_count_is("AWS::EC2::NatGateway", 1)
+    template.resource_count_is("AWS::EC2::Instance", 0)
+
+
+def test_dev_network_passes_nag_and_cfn_lint(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    stack = NetworkStack(app, config=test_config("dev"))
+    apply_cost_tags(app, test_config("dev"))
+    enable_compliance_checks(app)
+    app.synth()
+
+    report = read_validation_report(tmp_path)
+    errors, _ = lint_template(tmp_path / f"{stack.stack_name}.template.json")
+
+    assert [f for f in report.unacknowledged if "network" in f] == []
+    assert errors == ()
 
 
 def test_vpc_uses_configured_cidr(template: Template) -> None:
