@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +77,14 @@ def test_no_output_exposes_a_secret(assembly: Path) -> None:
 def test_no_template_contains_secret_material(assembly: Path) -> None:
     for name, template in _templates(assembly).items():
         assert not SECRET_LOOKING.search(json.dumps(template)), name
+
+
+def test_app_with_bad_context_value_exits_naming_the_key(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({"network.nat_gateways": "9"}),
+        "CDK_OUTDIR": str(tmp_path),
+    }
+    result = subprocess.run([sys.executable, "app.py"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "config key 'network.nat_gateways'" in result.stderr and "Traceback" not in result.stderr
