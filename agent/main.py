@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -227,7 +226,7 @@ def main() -> int:
     try:
         settings = Settings.from_env(os.environ)
     except ConfigurationError as error:
-        print(f"agent: configuration error: {error}", file=sys.stderr)  # noqa: T201
+        logger.error("configuration error: %s", error)
         return 2
     in_container = os.path.exists("/.dockerenv") or bool(os.environ.get("DOCKER_CONTAINER"))  # noqa: PTH110
     host = os.environ.get("AGENT_HOST") or ("0.0.0.0" if in_container else "127.0.0.1")  # noqa: S104

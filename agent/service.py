@@ -55,10 +55,10 @@ class _IdleModel(Model):
         return {}
 
     def structured_output(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        raise RuntimeError("the warm-up model only warms imports and is never asked for output")
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        raise RuntimeError("the warm-up model only warms imports and is never asked for output")
 
 
 class ModelUnavailable(Exception):

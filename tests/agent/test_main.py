@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -11,6 +15,8 @@ from starlette.testclient import TestClient
 from agent.main import create_app
 from agent.settings import Settings
 from tests.agent.scripted_strands import Call, Say
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 LOCAL = Settings(
     mode="local",
@@ -174,3 +180,17 @@ def test_ping_is_healthy_busy_while_a_turn_runs(client):
     finally:
         runtime.leave()
     assert client.get("/ping").json()["status"] == "Healthy"
+
+
+def test_entry_point_with_missing_setting_exits_2_naming_it(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AGENT_MODE": "agentcore"}
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.main"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 2
+    assert "LLM_GATEWAY_URL is not set" in result.stderr and "Traceback" not in result.stderr
