@@ -29,6 +29,7 @@ from stacks.identity import IdentityStack
 from stacks.network import NetworkStack
 from stacks.tool_gateway import schema_definition
 from tests.factories import test_config
+from tests.support.cdk import standin_knowledge_base
 from tools import specs
 from tools.web_search import openapi_document
 
@@ -64,23 +65,8 @@ def synth(outdir: Path, config: AppConfig, agent_dir: Path, langfuse: bool = Tru
     network = NetworkStack(app, config=config)
     identity = IdentityStack(app, config=config)
     standins = cdk.Stack(app, "StandIns")
-    knowledge_base = bedrock.CfnKnowledgeBase(
-        standins,
-        "KnowledgeBase",
-        name="kb",
-        role_arn="arn:aws:iam::123456789012:role/kb",
-        knowledge_base_configuration=bedrock.CfnKnowledgeBase.KnowledgeBaseConfigurationProperty(
-            type="VECTOR",
-            vector_knowledge_base_configuration=bedrock.CfnKnowledgeBase.VectorKnowledgeBaseConfigurationProperty(
-                embedding_model_arn="arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
-            ),
-        ),
-        storage_configuration=bedrock.CfnKnowledgeBase.StorageConfigurationProperty(
-            type="S3_VECTORS",
-            s3_vectors_configuration=bedrock.CfnKnowledgeBase.S3VectorsConfigurationProperty(
-                index_arn="arn:aws:s3vectors:us-east-1:123456789012:bucket/docs/index/chunks"
-            ),
-        ),
+    knowledge_base = standin_knowledge_base(
+        standins, "arn:aws:s3vectors:us-east-1:123456789012:bucket/docs/index/chunks"
     )
     guardrail = bedrock.CfnGuardrail(
         standins,

@@ -9,7 +9,6 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_bedrockagentcore as agentcore
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
@@ -22,7 +21,7 @@ from stacks.network import NetworkStack
 from stacks.observability import ObservabilityStack
 from stacks.operations import OperationsStack
 from tests.factories import test_config
-from tests.support.cdk import resources_of
+from tests.support.cdk import resources_of, standin_knowledge_base
 
 EXPECTED_ALARMS = {
     "aaf-agent-error-rate",
@@ -64,23 +63,8 @@ def _watched(app: cdk.App, config: AppConfig) -> dict[str, Any]:
         handler="index.handler",
         code=lambda_.Code.from_inline("def handler(event, context):\n    return event\n"),
     )
-    knowledge_base = bedrock.CfnKnowledgeBase(
-        stack,
-        "KnowledgeBase",
-        name="kb",
-        role_arn="arn:aws:iam::123456789012:role/kb",
-        knowledge_base_configuration=bedrock.CfnKnowledgeBase.KnowledgeBaseConfigurationProperty(
-            type="VECTOR",
-            vector_knowledge_base_configuration=bedrock.CfnKnowledgeBase.VectorKnowledgeBaseConfigurationProperty(
-                embedding_model_arn="arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
-            ),
-        ),
-        storage_configuration=bedrock.CfnKnowledgeBase.StorageConfigurationProperty(
-            type="S3_VECTORS",
-            s3_vectors_configuration=bedrock.CfnKnowledgeBase.S3VectorsConfigurationProperty(
-                index_arn="arn:aws:s3vectors:us-east-1:123456789012:bucket/b/index/i"
-            ),
-        ),
+    knowledge_base = standin_knowledge_base(
+        stack, "arn:aws:s3vectors:us-east-1:123456789012:bucket/b/index/i"
     )
     return {
         "runtime": runtime,

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aws_cdk as cdk
+from aws_cdk import aws_bedrock as bedrock
 from aws_cdk.assertions import Template
+from constructs import Construct
 
 from stacks.config import AppConfig
 
@@ -23,3 +25,25 @@ def build_stack(factory: Callable[..., StackT], config: AppConfig, **inputs: Any
 def resources_of(template: Template, resource_type: str) -> dict[str, Any]:
     """Logical id -> resource body for every resource of one type."""
     return dict(template.find_resources(resource_type))
+
+
+def standin_knowledge_base(scope: Construct, index_arn: str) -> bedrock.CfnKnowledgeBase:
+    """A minimal S3 Vectors knowledge base for stack tests that consume one (not the real KB stack)."""
+    return bedrock.CfnKnowledgeBase(
+        scope,
+        "KnowledgeBase",
+        name="kb",
+        role_arn="arn:aws:iam::123456789012:role/kb",
+        knowledge_base_configuration=bedrock.CfnKnowledgeBase.KnowledgeBaseConfigurationProperty(
+            type="VECTOR",
+            vector_knowledge_base_configuration=bedrock.CfnKnowledgeBase.VectorKnowledgeBaseConfigurationProperty(
+                embedding_model_arn="arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
+            ),
+        ),
+        storage_configuration=bedrock.CfnKnowledgeBase.StorageConfigurationProperty(
+            type="S3_VECTORS",
+            s3_vectors_configuration=bedrock.CfnKnowledgeBase.S3VectorsConfigurationProperty(
+                index_arn=index_arn
+            ),
+        ),
+    )
