@@ -1,7 +1,8 @@
 """Knowledge search: the Bedrock `Retrieve` request and the mapping of its results to citation-ready hits.
 
 Used by the knowledge Lambda (deployed tool). The hit shape (`text`, `title`, `uri`, `page`, `score`) is
-the contract the agent turns into citations; the local index returns the same shape.
+the contract the agent turns into citations; the local index returns the same shape. `page` is the human,
+1-based page a PDF viewer shows; `human_page_number` is the one conversion both paths use.
 Standard library only (the Lambda gets boto3 from its runtime; the client is passed in).
 """
 
@@ -19,6 +20,12 @@ from tools import specs
 logger = logging.getLogger(__name__)
 
 PAGE_NUMBER_KEY = "x-amz-bedrock-kb-document-page-number"
+PAGE_INDEX_BASE = 0
+"""The value PAGE_NUMBER_KEY holds for a PDF's first page. AWS documents the key (Bedrock user guide,
+https://docs.aws.amazon.com/bedrock/latest/userguide/kb-test-config.html) and its type (a JSON value in the
+Retrieve result's `metadata` map, https://docs.aws.amazon.com/bedrock/latest/APIReference/API_agent-runtime_KnowledgeBaseRetrievalResult.html)
+but not its base; users observe a 0-based page index (https://github.com/aws-samples/bedrock-chat/issues/811,
+"PDF page number needs +1"). See docs/knowledge-base.md, "Page numbers"; `make verify` checks it live."""
 SOURCE_URI_KEY = "x-amz-bedrock-kb-source-uri"
 TITLE_KEY = "title"
 MAX_RESULTS = 10
@@ -92,7 +99,7 @@ def map_results(response: Mapping[str, Any]) -> list[KnowledgeHit]:
                 text=text.strip(),
                 title=_title(metadata, uri),
                 uri=uri,
-                page=_page(metadata.get(PAGE_NUMBER_KEY)),
+                page=human_page_number(metadata.get(PAGE_NUMBER_KEY)),
                 score=_score(result.get("score")),
             )
         )
@@ -152,16 +159,23 @@ def _title(metadata: Mapping[str, Any], uri: str | None) -> str:
     return "Untitled document"
 
 
-def _page(value: object) -> int | None:
-    if isinstance(value, bool) or value is None:
+def human_page_number(page_index: object) -> int | None:
+    """The page a PDF viewer shows (1 for the first page: "p. 6" for the 6th) for a page index counted
+    from PAGE_INDEX_BASE, or None when there is no usable page.
+
+    The one conversion for both paths: the deployed knowledge Lambda passes the Retrieve metadata value
+    (a JSON number, or a numeric string: both are accepted) and the local index passes pypdf's 0-based
+    page index. Booleans, fractions, negatives, NaN/inf and non-numeric values are not pages.
+    """
+    if isinstance(page_index, bool) or not isinstance(page_index, int | float | str):
         return None
     try:
-        number = float(str(value))
+        number = float(page_index.strip()) if isinstance(page_index, str) else float(page_index)
     except ValueError:
         return None
-    if not math.isfinite(number) or number < 1 or not number.is_integer():
+    if not math.isfinite(number) or not number.is_integer() or number < PAGE_INDEX_BASE:
         return None
-    return int(number)
+    return int(number) - PAGE_INDEX_BASE + 1
 
 
 def _score(value: object) -> float | None:

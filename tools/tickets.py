@@ -318,7 +318,7 @@ def _summary(record: Mapping[str, Any]) -> Ticket:
 
 # --- argument validation against tools/specs.py ---------------------------------------------------
 
-ACTOR_ARGUMENT = "_actor"
+ACTOR_ARGUMENT = specs.IDENTITY_ARGUMENT
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),

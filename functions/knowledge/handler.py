@@ -8,13 +8,15 @@ from typing import Any
 import boto3
 
 from functions.common import require_env, tool_name
+from tools import specs
 from tools.knowledge import DEFAULT_RESULTS, KnowledgeSearch, KnowledgeSearchError
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
 TOOL = "search_knowledge_base"
-_ALLOWED_ARGUMENTS = {"query", "max_results", "_actor"}
+# The published schema's properties only: the interceptor never gives this target the identity argument.
+_ALLOWED_ARGUMENTS = frozenset(specs.spec(TOOL).input_schema["properties"])
 
 _search: KnowledgeSearch | None = None
 

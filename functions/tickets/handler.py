@@ -1,7 +1,10 @@
 """Tickets target of the tool gateway: one Lambda serving the five ticket tools.
 
-The gateway calls it with the tool arguments as the event; the REQUEST interceptor has set `_actor` to the
-verified caller's `sub`, which is the only source of the ticket owner.
+The gateway calls it with the tool's declared input properties as the event and the tool name in the client
+context (https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-add-target-lambda.html, "Lambda
+function input format"). The identity argument (`tools.specs.IDENTITY_ARGUMENT`, declared in this target's
+gateway schema) is always set by the REQUEST interceptor to the verified caller's `sub`; it is the only
+source of the ticket owner, and a call without it is refused as `unauthorized`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     if not isinstance(owner, str) or not owner:
         logger.warning("ticket tool called without a verified actor", extra={"tool": name})
         return TicketError(
-            "unauthorized", "no verified caller identity; the tool gateway must set _actor"
+            "unauthorized", f"no verified caller identity; the tool gateway must set {ACTOR_ARGUMENT}"
         ).to_dict()
     try:
         return dispatch(_get_service(), name, event, owner)

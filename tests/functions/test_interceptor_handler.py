@@ -1,4 +1,10 @@
-"""The gateway REQUEST interceptor with real RS256 tokens verified against a JWKS served on loopback."""
+"""The gateway interceptor at both interception points, with real RS256 tokens verified against a JWKS
+served on loopback.
+
+Events are built as the AgentCore Gateway documents them and every output is checked against the
+documented output shape:
+https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-interceptors-types.html
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from jwt.algorithms import RSAAlgorithm
 from functions.common import MissingSettingError
 from functions.interceptor import handler as interceptor
 from functions.interceptor.jwt_verify import ActorTokenVerifier, TokenError
+from stacks.tool_gateway import TARGET_NAMES
+from tools import specs
 
 BROWSER_CLIENT = "browserclient123"
 EVAL_CLIENT = "evalclient456"
@@ -107,34 +115,58 @@ def token(issuer, *, key=SIGNING_KEY, kid="key-1", algorithm="RS256", **override
     return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
 
 
-def tools_call(tool="tickets___list_tickets", arguments=None, headers=None):
+def request_event(body, headers=None):
+    """A REQUEST interceptor input as documented (headers only with passRequestHeaders: true)."""
+    request = {"path": "/mcp", "httpMethod": "POST", "body": body}
+    if headers is not None:
+        request["headers"] = headers
     return {
         "interceptorInputVersion": "1.0",
-        "mcp": {
-            "gatewayRequest": {
-                "path": "/mcp",
-                "httpMethod": "POST",
-                "headers": headers if headers is not None else {},
-                "body": {
-                    "jsonrpc": "2.0",
-                    "id": 7,
-                    "method": "tools/call",
-                    "params": {"name": tool, "arguments": arguments if arguments is not None else {}},
-                },
-            }
-        },
+        "mcp": {"rawGatewayRequest": {"body": json.dumps(body)}, "gatewayRequest": request},
     }
 
 
-def forwarded_arguments(output):
+def tools_call(tool="tickets___list_tickets", arguments=None, headers=None):
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments if arguments is not None else {}},
+    }
+    return request_event(body, headers if headers is not None else {})
+
+
+def assert_documented_output(output):
+    """The documented interceptor output: version "1.0" and, under `mcp`, a transformedGatewayRequest
+    ({"body": JSON-RPC object}) or a transformedGatewayResponse ({"statusCode": int, "body", "headers"?})."""
+    assert set(output) == {"interceptorOutputVersion", "mcp"}
     assert output["interceptorOutputVersion"] == "1.0"
-    assert "transformedGatewayResponse" not in output["mcp"]
-    return output["mcp"]["transformedGatewayRequest"]["body"]["params"]["arguments"]
+    mcp = output["mcp"]
+    assert len(mcp) == 1 and set(mcp) <= {"transformedGatewayRequest", "transformedGatewayResponse"}
+    if "transformedGatewayRequest" in mcp:
+        request = mcp["transformedGatewayRequest"]
+        assert set(request) <= {"headers", "body"} and isinstance(request["body"], dict)
+        assert request["body"]["jsonrpc"] == "2.0"
+    else:
+        response = mcp["transformedGatewayResponse"]
+        assert set(response) <= {"statusCode", "headers", "body"}
+        assert isinstance(response["statusCode"], int) and "body" in response
+    json.dumps(output)  # the gateway reads the Lambda's JSON answer
+    return mcp
+
+
+def forwarded_arguments(output):
+    mcp = assert_documented_output(output)
+    assert "transformedGatewayResponse" not in mcp
+    return mcp["transformedGatewayRequest"]["body"]["params"]["arguments"]
 
 
 def refusal(output):
-    response = output["mcp"]["transformedGatewayResponse"]
-    assert "transformedGatewayRequest" not in output["mcp"]
+    mcp = assert_documented_output(output)
+    response = mcp["transformedGatewayResponse"]
+    assert "transformedGatewayRequest" not in mcp
+    assert response["statusCode"] == 200
+    assert response["body"]["jsonrpc"] == "2.0"
     assert response["body"]["id"] == 7
     assert response["body"]["result"]["isError"] is True
     return response["body"]["result"]["content"][0]["text"]
@@ -272,13 +304,20 @@ def test_keys_are_cached_between_calls(configured):
     assert configured.fetches == before
 
 
-def test_other_methods_pass_through_unchanged(configured):
-    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    event = {"interceptorInputVersion": "1.0", "mcp": {"gatewayRequest": {"headers": {}, "body": listing}}}
-    assert interceptor.handler(event, None) == {
-        "interceptorOutputVersion": "1.0",
-        "mcp": {"transformedGatewayRequest": {"body": listing}},
-    }
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"cursor": "page-2"}},
+        {"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 4, "method": "ping"},
+    ],
+)
+def test_other_methods_pass_through_unchanged_without_a_token(configured, body):
+    output = interceptor.handler(request_event(body, headers={}), None)
+    assert_documented_output(output)
+    assert output == {"interceptorOutputVersion": "1.0", "mcp": {"transformedGatewayRequest": {"body": body}}}
 
 
 def test_non_object_arguments_are_refused(configured):
@@ -375,3 +414,251 @@ def test_cognito_token_of_another_pool_is_refused(cognito):
     )
     with pytest.raises(TokenError, match="issuer"):
         verifier.verify(cognito["auth"]["AccessToken"])
+
+
+# --- the identity argument is declared, always set from the token, never trusted from the caller ---------
+
+
+def identity_tools():
+    return [(f"{TARGET_NAMES[s.target]}___{s.name}", s) for s in specs.TOOL_SPECS if s.needs_identity]
+
+
+@pytest.mark.parametrize(("tool", "spec"), identity_tools(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_identity_tool_gets_the_verified_sub_and_declares_it(configured, tool, spec):
+    assert specs.IDENTITY_ARGUMENT in spec.gateway_input_schema["properties"]
+    event = tools_call(
+        tool=tool,
+        arguments={specs.IDENTITY_ARGUMENT: "forged-sub"},
+        headers={"X-Actor-Token": token(configured.issuer)},
+    )
+    assert forwarded_arguments(interceptor.handler(event, None))[specs.IDENTITY_ARGUMENT] == USER_SUB
+
+
+@pytest.mark.parametrize("forged", ["", None, 42, {"sub": "x"}, USER_SUB])
+def test_any_caller_supplied_identity_value_is_replaced(configured, forged):
+    event = tools_call(
+        arguments={"status": "open", "_actor": forged}, headers={"X-Actor-Token": token(configured.issuer)}
+    )
+    assert forwarded_arguments(interceptor.handler(event, None)) == {"status": "open", "_actor": USER_SUB}
+
+
+def test_caller_supplied_identity_with_a_bad_token_is_still_refused(configured):
+    event = tools_call(
+        arguments={"_actor": USER_SUB}, headers={"X-Actor-Token": token(configured.issuer, key=ROGUE_KEY)}
+    )
+    assert "invalid token signature" in refusal(interceptor.handler(event, None))
+
+
+def test_the_request_event_is_not_modified_in_place(configured):
+    event = tools_call(arguments={"_actor": "forged"}, headers={"X-Actor-Token": token(configured.issuer)})
+    before = json.dumps(event, sort_keys=True)
+    interceptor.handler(event, None)
+    assert json.dumps(event, sort_keys=True) == before
+
+
+@pytest.mark.parametrize("params", [None, "x", {"arguments": {}}, {"name": 5}])
+def test_malformed_tools_call_params_are_refused(configured, params):
+    event = tools_call(headers={"X-Actor-Token": token(configured.issuer)})
+    event["mcp"]["gatewayRequest"]["body"]["params"] = params
+    if params is None:
+        del event["mcp"]["gatewayRequest"]["body"]["params"]
+    assert refusal(interceptor.handler(event, None)).startswith("unauthorized: malformed tools/call")
+
+
+# --- malformed events: a clear error naming the field, never a silent pass ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda e: e.pop("interceptorInputVersion"), "interceptorInputVersion"),
+        (lambda e: e.update(interceptorInputVersion="2.0"), "interceptorInputVersion"),
+        (lambda e: e.pop("mcp"), "mcp"),
+        (lambda e: e.update(mcp=[]), "mcp"),
+        (lambda e: e["mcp"].pop("gatewayRequest"), "mcp: has neither"),
+        (lambda e: e["mcp"].update(gatewayRequest="x"), "mcp.gatewayRequest"),
+        (lambda e: e["mcp"]["gatewayRequest"].pop("body"), "mcp.gatewayRequest.body"),
+        (
+            lambda e: e["mcp"]["gatewayRequest"].update(body='{"method": "tools/call"}'),
+            "mcp.gatewayRequest.body",
+        ),
+        (
+            lambda e: e["mcp"]["gatewayRequest"].update(body=[{"method": "tools/call"}]),
+            "mcp.gatewayRequest.body",
+        ),
+        (lambda e: e["mcp"].update(gatewayResponse=None), "mcp.gatewayResponse"),
+        (lambda e: e["mcp"].update(gatewayResponse={"body": {}}), "mcp.gatewayResponse.statusCode"),
+        (lambda e: e["mcp"].update(gatewayResponse={"statusCode": "200", "body": {}}), "statusCode"),
+        (
+            lambda e: e["mcp"].update(gatewayResponse={"statusCode": 200, "body": 5}),
+            "mcp.gatewayResponse.body",
+        ),
+    ],
+)
+def test_malformed_events_raise_a_clear_error(configured, mutate, field):
+    event = tools_call(headers={"X-Actor-Token": token(configured.issuer)})
+    mutate(event)
+    with pytest.raises(interceptor.InterceptorEventError, match=field):
+        interceptor.handler(event, None)
+
+
+def test_a_non_object_event_raises_a_clear_error():
+    with pytest.raises(interceptor.InterceptorEventError, match="event"):
+        interceptor.handler(["not", "an", "event"], None)  # type: ignore[arg-type]
+
+
+# --- RESPONSE: the identity argument never leaves the gateway ---------------------------------------
+
+
+def gateway_tool(spec):
+    """A tool as the gateway lists it (target prefix, the published gateway schema)."""
+    return {
+        "name": f"{TARGET_NAMES[spec.target]}___{spec.name}",
+        "description": spec.description,
+        "inputSchema": spec.gateway_input_schema,
+    }
+
+
+def response_event(request_body, response_body, status=200, headers=None):
+    """A RESPONSE interceptor input as documented: the request and the target's response."""
+    event = request_event(request_body)
+    event["mcp"]["gatewayResponse"] = {
+        "statusCode": status,
+        "headers": headers if headers is not None else {"Content-Type": "application/json"},
+        "body": response_body,
+    }
+    return event
+
+
+def transformed(output):
+    mcp = assert_documented_output(output)
+    assert "transformedGatewayRequest" not in mcp
+    return mcp["transformedGatewayResponse"]
+
+
+LIST_REQUEST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+
+def test_tools_list_response_loses_the_identity_argument_and_keeps_everything_else():
+    tools = [gateway_tool(s) for s in specs.TOOL_SPECS]
+    assert "_actor" in json.dumps(tools)  # the gateway's listing carries it ...
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}
+    response = transformed(interceptor.handler(response_event(LIST_REQUEST, body), None))
+    assert "_actor" not in json.dumps(response)  # ... the client's does not
+    listed = {t["name"]: t for t in response["body"]["result"]["tools"]}
+    for spec in specs.TOOL_SPECS:
+        tool = listed[f"{TARGET_NAMES[spec.target]}___{spec.name}"]
+        assert tool["inputSchema"] == spec.input_schema  # the public schema, exactly
+        assert tool["description"] == spec.description
+    assert response["statusCode"] == 200
+    assert response["headers"] == {"Content-Type": "application/json"}
+    assert (
+        body["result"]["tools"][0]["inputSchema"] == specs.TOOL_SPECS[0].gateway_input_schema
+    )  # not mutated
+
+
+def test_every_page_of_a_paginated_listing_is_cleaned():
+    request = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"cursor": "c1"}}
+    page = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "result": {"tools": [gateway_tool(specs.spec("get_ticket"))], "nextCursor": "c2"},
+    }
+    response = transformed(interceptor.handler(response_event(request, page), None))
+    assert response["body"]["result"]["nextCursor"] == "c2"
+    assert response["body"]["result"]["tools"][0]["inputSchema"] == specs.spec("get_ticket").input_schema
+
+
+def test_an_identity_argument_listed_as_required_is_removed_too():
+    tool = gateway_tool(specs.spec("get_ticket"))
+    tool["inputSchema"] = {**tool["inputSchema"], "required": ["ticket_id", "_actor"]}
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [tool]}}
+    schema = transformed(interceptor.handler(response_event(LIST_REQUEST, body), None))["body"]["result"][
+        "tools"
+    ][0]["inputSchema"]
+    assert schema["required"] == ["ticket_id"] and "_actor" not in schema["properties"]
+
+
+def test_semantic_search_results_are_cleaned_in_structured_and_text_content():
+    """The gateway's built-in `x_amz_bedrock_agentcore_search` tool answers a tools/call with tool
+    definitions (https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-using-mcp-semantic-search.html)."""
+    found = [gateway_tool(specs.spec("create_ticket"))]
+    request = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": "tools/call",
+        "params": {"name": "x_amz_bedrock_agentcore_search", "arguments": {"query": "open a ticket"}},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "result": {
+            "structuredContent": {"tools": found},
+            "content": [{"type": "text", "text": json.dumps({"tools": found})}],
+            "isError": False,
+        },
+    }
+    response = transformed(interceptor.handler(response_event(request, body), None))
+    assert "_actor" not in json.dumps(response)
+    result = response["body"]["result"]
+    assert result["structuredContent"]["tools"][0]["inputSchema"] == specs.spec("create_ticket").input_schema
+    assert (
+        json.loads(result["content"][0]["text"])["tools"][0]["inputSchema"]
+        == specs.spec("create_ticket").input_schema
+    )
+
+
+def test_a_body_delivered_as_a_json_string_is_cleaned_and_stays_a_string():
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "result": {"tools": [gateway_tool(specs.spec("list_tickets"))]}}
+    )
+    response = transformed(interceptor.handler(response_event(LIST_REQUEST, body), None))
+    assert isinstance(response["body"], str) and "_actor" not in response["body"]
+
+
+def test_a_non_json_string_body_that_mentions_the_identity_fails_closed():
+    with pytest.raises(interceptor.InterceptorEventError, match="not JSON"):
+        interceptor.handler(response_event(LIST_REQUEST, 'event: message\ndata: {"_actor": 1'), None)
+
+
+@pytest.mark.parametrize(
+    ("request_body", "response_body", "status"),
+    [
+        (
+            {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "tickets___list_tickets"}},
+            {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "result": {"content": [{"type": "text", "text": '{"tickets": [], "count": 0}'}]},
+            },
+            200,
+        ),
+        (
+            {"jsonrpc": "2.0", "id": 3, "method": "initialize"},
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}},
+            },
+            200,
+        ),
+        (LIST_REQUEST, {"jsonrpc": "2.0", "id": 1, "error": {"code": -32603, "message": "boom"}}, 500),
+        ({"jsonrpc": "2.0", "method": "notifications/initialized"}, None, 202),
+        ({"jsonrpc": "2.0", "method": "notifications/initialized"}, "", 202),
+    ],
+)
+def test_other_responses_pass_through_unchanged(request_body, response_body, status):
+    headers = {"Content-Type": "application/json", "Mcp-Session-Id": "s-1"}
+    response = transformed(
+        interceptor.handler(response_event(request_body, response_body, status, headers), None)
+    )
+    assert response == {"statusCode": status, "headers": headers, "body": response_body}
+
+
+def test_the_response_path_needs_no_token_or_settings(monkeypatch):
+    for name in ("USER_POOL_ISSUER", "ACTOR_CLIENT_IDS", "ACTOR_TARGETS"):
+        monkeypatch.delenv(name, raising=False)
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [gateway_tool(specs.spec("get_ticket"))]}}
+    assert "_actor" not in json.dumps(
+        transformed(interceptor.handler(response_event(LIST_REQUEST, body), None))
+    )

@@ -35,7 +35,8 @@ RESPONSE = {
             "Hold the recessed RESET button for 10 seconds until the Status ring blinks red.",
             f"{BUCKET}/router-x200-user-manual.pdf",
             0.8312,
-            **{"x-amz-bedrock-kb-document-page-number": 6.0, "title": "Router X200 User Manual"},
+            # Bedrock's 0-based page index of the manual's 6th page (docs/knowledge-base.md, "Page numbers").
+            **{"x-amz-bedrock-kb-document-page-number": 5.0, "title": "Router X200 User Manual"},
         ),
         result(
             "A red light on a Mesh M3 node means it lost its connection to the router.",
@@ -122,35 +123,39 @@ def test_missing_location_and_metadata_still_map(stubbed):
     }
 
 
-@pytest.mark.parametrize("page", [0, -1, 2.5, "n/a", float("nan")])
-def test_unusable_page_numbers_become_none(stubbed, page):
-    weird = {
+def page_of(stubber, value):
+    """The citation page the Lambda returns for a Retrieve result whose metadata holds `value` under
+    x-amz-bedrock-kb-document-page-number (the metadata map holds JSON values: the Stubber checks the
+    response against the bedrock-agent-runtime model, which types them as documents)."""
+    response = {
         "retrievalResults": [
             result(
-                "Text.",
+                "Hold the recessed RESET button for 10 seconds.",
                 f"{BUCKET}/router-x200-user-manual.pdf",
                 0.5,
-                **{"x-amz-bedrock-kb-document-page-number": page},
+                **{"x-amz-bedrock-kb-document-page-number": value},
             )
         ]
     }
-    expect(stubbed, "q", 5, weird)
-    assert knowledge_handler.handler({"query": "q"}, CONTEXT)["results"][0]["page"] is None
+    expect(stubber, "q", 5, response)
+    return knowledge_handler.handler({"query": "q"}, CONTEXT)["results"][0]["page"]
 
 
-def test_page_given_as_a_string_is_parsed(stubbed):
-    stringy = {
-        "retrievalResults": [
-            result(
-                "Text.",
-                f"{BUCKET}/router-x200-user-manual.pdf",
-                0.5,
-                **{"x-amz-bedrock-kb-document-page-number": "3"},
-            )
-        ]
-    }
-    expect(stubbed, "q", 5, stringy)
-    assert knowledge_handler.handler({"query": "q"}, CONTEXT)["results"][0]["page"] == 3
+@pytest.mark.parametrize(("value", "page"), [(0, 1), (0.0, 1), (5, 6), (5.0, 6), (6.0, 7), (299, 300)])
+def test_bedrock_page_index_becomes_the_page_a_pdf_viewer_shows(stubbed, value, page):
+    assert page_of(stubbed, value) == page
+
+
+@pytest.mark.parametrize(("value", "page"), [("0", 1), ("5", 6), (" 5.0 ", 6)])
+def test_page_index_given_as_a_string_is_parsed(stubbed, value, page):
+    assert page_of(stubbed, value) == page
+
+
+@pytest.mark.parametrize(
+    "value", [-1, -0.5, 2.5, "n/a", "", float("nan"), float("inf"), True, None, [5], {"p": 5}]
+)
+def test_unusable_page_numbers_become_none(stubbed, value):
+    assert page_of(stubbed, value) is None
 
 
 def test_empty_passages_are_skipped(stubbed):
@@ -172,6 +177,8 @@ def test_empty_passages_are_skipped(stubbed):
         ({"query": "q", "max_results": "5"}, "max_results"),
         ({"query": "q", "max_results": True}, "max_results"),
         ({"query": "q", "filter": {"product": "x"}}, "filter"),
+        # the interceptor gives the identity argument only to identity targets: here it is unknown
+        ({"query": "q", "_actor": "someone"}, "_actor"),
     ],
 )
 def test_bad_input_is_rejected_without_calling_bedrock(stubbed, event, field):

@@ -11,6 +11,7 @@ from moto import mock_aws
 from functions.common import MissingSettingError
 from functions.tickets import handler as tickets_handler
 from tests.tools.test_tickets import create_tickets_table
+from tools import specs
 
 ALICE = "a1b2c3d4-alice"
 BOB = "e5f6a7b8-bob"
@@ -115,6 +116,26 @@ def test_model_supplied_owner_argument_is_rejected(table):
 def test_missing_actor_is_unauthorized(table, actor):
     result = call("list_tickets", actor)
     assert result["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("tool", [s.name for s in specs.specs_for("tickets")])
+@pytest.mark.parametrize("actor", [None, "", 42, ["alice"], {"sub": ALICE}])
+def test_every_ticket_tool_refuses_a_call_without_a_verified_identity(table, tool, actor):
+    event = {"ticket_id": "TCK-0000ABCD", "email": "a@example.com", "subject": "s", "description": "d"}
+    if actor is not None:
+        event[specs.IDENTITY_ARGUMENT] = actor
+    result = tickets_handler.handler(event, context(tool))
+    assert result["error"]["code"] == "unauthorized"
+    assert specs.IDENTITY_ARGUMENT in result["error"]["message"]
+    assert table.scan()["Items"] == []
+
+
+def test_the_identity_argument_is_declared_in_the_gateway_schema_of_every_ticket_tool(table):
+    """The handler reads the owner from the event, which holds the tool's declared input properties."""
+    for spec in specs.specs_for("tickets"):
+        assert specs.IDENTITY_ARGUMENT in spec.gateway_input_schema["properties"]
+        assert specs.IDENTITY_ARGUMENT not in spec.gateway_input_schema["required"]
+        assert specs.IDENTITY_ARGUMENT not in spec.input_schema["properties"]
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tools.knowledge import (
+    PAGE_NUMBER_KEY,
     KnowledgeSearch,
     KnowledgeSearchError,
+    human_page_number,
     map_results,
     retrieve_request,
     validate_query,
@@ -82,3 +84,37 @@ def test_error_body() -> None:
     assert caught.value.to_dict() == {
         "error": {"code": "invalid_argument", "message": "query: must be a non-empty string"}
     }
+
+
+# --- page numbers: Bedrock's 0-based page index -> the page a PDF viewer shows ------------------------
+
+
+@pytest.mark.parametrize(("index", "page"), [(0, 1), (5, 6), (5.0, 6), ("5", 6), (6, 7)])
+def test_human_page_number_counts_from_one(index: object, page: int) -> None:
+    assert human_page_number(index) == page
+
+
+@pytest.mark.parametrize("index", [-1, 1.5, "x", "", None, True, False, float("nan"), [1]])
+def test_human_page_number_rejects_what_is_not_a_page(index: object) -> None:
+    assert human_page_number(index) is None
+
+
+def test_the_first_pdf_page_is_cited_as_page_one() -> None:
+    (hit,) = map_results(
+        {
+            "retrievalResults": [
+                {
+                    "content": {"text": "Welcome"},
+                    "location": {"s3Location": {"uri": "s3://b/router-x200-user-manual.pdf"}},
+                    "metadata": {PAGE_NUMBER_KEY: 0.0},
+                }
+            ]
+        }
+    )
+    assert hit["page"] == 1
+
+
+def test_local_and_deployed_paths_share_one_page_conversion() -> None:
+    import tools.local_index
+
+    assert tools.local_index.__dict__["human_page_number"] is human_page_number

@@ -93,3 +93,22 @@ def test_bad_corpus_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "broken.pdf").unlink()
     with pytest.raises(IndexError_, match="no documents"):
         load_chunks(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "page"),
+    [
+        ("Factory reset procedure", 6),  # corpus/README.md: the factory reset is on page 6
+        ("hold the recessed RESET button", 6),
+        ("220 x 160 x 45 mm", 7),
+    ],
+)
+def test_known_sentences_are_cited_on_the_page_a_pdf_viewer_shows(sentence: str, page: int) -> None:
+    chunks = [c for c in load_chunks(CORPUS) if c.uri.endswith(".pdf")]
+    found = {c.page for c in chunks if sentence in " ".join(c.text.split())}
+    assert found == {page}
+
+
+def test_the_first_pdf_page_is_page_one() -> None:
+    pages = [c.page for c in load_chunks(CORPUS) if c.uri.endswith(".pdf")]
+    assert min(p for p in pages if p is not None) == 1 and None not in pages
