@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from stacks.agentcore import AgentCoreStack
 from stacks.compliance import apply_cost_tags, enable_compliance_checks
 from stacks.config import AppConfig, ConfigError, load_config
+from stacks.edge import EdgeStack
 from stacks.evaluation import EvaluationStack
 from stacks.frontend import FrontendStack
 from stacks.guardrails import GuardrailsStack
@@ -24,7 +25,13 @@ from stacks.operations import OperationsInputs, OperationsStack
 def build(app: cdk.App, config: AppConfig) -> dict[str, cdk.Stack]:
     """Create every stack of the foundation, passing dependencies as typed constructor arguments."""
     network = NetworkStack(app, config=config)
-    identity = IdentityStack(app, config=config)
+    # The chat's public entry comes before identity: the browser client names its URL (stacks/edge.py).
+    edge = (
+        EdgeStack(app, config=config, vpc=network.vpc, service_subnets=network.service_subnets)
+        if config.components.frontend
+        else None
+    )
+    identity = IdentityStack(app, config=config, chat=edge.chat if edge is not None else None)
     knowledge_base = KnowledgeBaseStack(app, config=config)
     guardrails = GuardrailsStack(app, config=config)
     observability = (
@@ -73,13 +80,15 @@ def build(app: cdk.App, config: AppConfig) -> dict[str, cdk.Stack]:
             config=config,
             vpc=network.vpc,
             service_subnets=network.service_subnets,
+            edge=edge.chat,
             user_pool=identity.user_pool,
             browser_client=identity.browser_client,
             domain=identity.domain,
             runtime=agentcore.runtime,
             langfuse=langfuse,
+            docs_bucket=knowledge_base.docs_bucket,
         )
-        if config.components.frontend
+        if edge is not None
         else None
     )
     evaluation = (
@@ -98,8 +107,8 @@ def build(app: cdk.App, config: AppConfig) -> dict[str, cdk.Stack]:
         else None
     )
     watched = OperationsInputs()
-    if frontend is not None:
-        watched.add_service("chat", frontend.service, frontend.target_group)
+    if edge is not None and frontend is not None:
+        watched.add_service("chat", frontend.service, edge.target_group)
     if llm_gateway is not None and llm_gateway.service is not None and llm_gateway.database is not None:
         watched.add_service("llm-gateway", llm_gateway.service, llm_gateway.target_group)
         watched.databases["llm-gateway"] = llm_gateway.database
@@ -132,6 +141,8 @@ def build(app: cdk.App, config: AppConfig) -> dict[str, cdk.Stack]:
         stacks["llm_gateway"] = llm_gateway
     if observability is not None:
         stacks["observability"] = observability
+    if edge is not None:
+        stacks["edge"] = edge
     if frontend is not None:
         stacks["frontend"] = frontend
     if evaluation is not None:

@@ -1,71 +1,54 @@
-"""Frontend: the Streamlit chat on ECS Fargate behind an internal ALB, served over HTTPS by CloudFront.
+"""Frontend: the Streamlit chat on ECS Fargate, serving the edge stack's CloudFront entry.
 
-Browser -> CloudFront (HTTPS, default *.cloudfront.net certificate; no custom domain needed) -> VPC
-origin -> internal ALB (HTTP inside the VPC) -> Fargate tasks. Users sign in with Cognito managed
-login (code + PKCE) through the identity stack's browser client; a custom resource adds the
-distribution's URL to that client's callback and sign-out URLs, because the identity stack is
-deployed before the distribution exists.
+Browser -> CloudFront (edge stack) -> VPC origin -> internal ALB (edge stack) -> the edge's target group
+-> Fargate tasks (this stack). Users sign in with Cognito managed login (code + PKCE) through the
+identity stack's browser client, whose callback and sign-out URLs already name the edge's distribution
+in CloudFormation (see stacks/edge.py for why): this stack changes nothing in Cognito.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_bedrockagentcore as agentcore
-from aws_cdk import aws_cloudfront as cloudfront
-from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.base import FoundationStack
-from stacks.compliance import (
-    CDK_HELPER_ACKNOWLEDGEMENTS,
-    acknowledge,
-    acknowledge_all,
-    acknowledge_cdk_helpers,
-)
+from stacks.compliance import acknowledge, acknowledge_cdk_helpers
 from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection
+from stacks.edge import CHAT_PORT, HEALTH_PATH, ChatEdge
 from stacks.identity import RESOURCE_SERVER_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CALLBACK_HANDLER_DIR = REPO_ROOT / "functions" / "chat_callback_urls"
-CHAT_PORT = 8501
-HEALTH_PATH = "/_stcore/health"
 # The image needs only the chat and the shared clients; everything else stays out of the build context.
 IMAGE_CONTEXT_EXCLUDES = (
     "*",
     "!frontend",
     "!clients",
+    # the cited-source rule the agent and the chat share (standard library only)
+    "!agent/__init__.py",
+    "!agent/citations.py",
     "**/__pycache__",
     "**/*.pyc",
     "frontend/.streamlit/secrets.toml",
 )
-PRICE_CLASSES = {
-    "100": cloudfront.PriceClass.PRICE_CLASS_100,
-    "200": cloudfront.PriceClass.PRICE_CLASS_200,
-    "all": cloudfront.PriceClass.PRICE_CLASS_ALL,
-}
 
 
 class FrontendStack(FoundationStack):
-    """The chat service, its load balancer, its CloudFront distribution and its sign-in URLs."""
+    """The chat service: cluster, task, service registered in the edge stack's target group."""
 
     component = "frontend"
-    description_text = "Streamlit chat (ECS Fargate, internal ALB, CloudFront)"
+    description_text = "Streamlit chat (ECS Fargate behind the edge stack's CloudFront and ALB)"
 
     def __init__(
         self,
@@ -73,17 +56,21 @@ class FrontendStack(FoundationStack):
         *,
         config: AppConfig,
         vpc: ec2.IVpc,
+        edge: ChatEdge,
         user_pool: cognito.IUserPool,
         browser_client: cognito.IUserPoolClient,
         domain: cognito.UserPoolDomain,
         runtime: agentcore.IBedrockAgentRuntime,
         langfuse: LangfuseConnection | None,
+        docs_bucket: s3.IBucket | None = None,
         service_subnets: ec2.SubnetSelection | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, config=config, **kwargs)
+        self._docs_bucket = docs_bucket
         self._vpc = vpc
         self._subnets = service_subnets or ec2.SubnetSelection(subnet_group_name="services")
+        self._edge = edge
         self._user_pool = user_pool
         self._browser_client = browser_client
         self._domain = domain
@@ -91,12 +78,8 @@ class FrontendStack(FoundationStack):
         self._langfuse = langfuse
 
         self.key = self._create_key()
-        self.access_logs_bucket = self._create_access_logs_bucket()
-        self.load_balancer, self.listener = self._create_load_balancer()
-        self.distribution = self._create_distribution()
         self.cluster = self._create_cluster()
         self.service = self._create_service()
-        self.callback_urls = self._register_callback_urls()
         self._create_outputs()
         self._acknowledge_findings()
 
@@ -108,91 +91,13 @@ class FrontendStack(FoundationStack):
 
     @property
     def url(self) -> str:
-        """The chat's public HTTPS address (also its Cognito callback and sign-out URL)."""
-        return f"https://{self.distribution.distribution_domain_name}/"
+        """The chat's public HTTPS address (the edge's distribution; also its Cognito callback URL)."""
+        return self._edge.url
 
     # --- steps -------------------------------------------------------------------------------------
 
     def _create_key(self) -> kms.Key:
         return self.create_data_key("LogsKey", "chat logs")
-
-    def _create_access_logs_bucket(self) -> s3.Bucket:
-        # ALB and CloudFront standard logs can only be delivered to SSE-S3 buckets; CloudFront needs ACLs.
-        return s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.OBJECT_WRITER,
-            enforce_ssl=True,
-            versioned=True,
-            removal_policy=self.removal_policy,
-            auto_delete_objects=not self.config.retain_data,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=cdk.Duration.days(self.config.frontend.log_retention_days),
-                    noncurrent_version_expiration=cdk.Duration.days(1),
-                )
-            ],
-        )
-
-    def _create_load_balancer(self) -> tuple[elbv2.ApplicationLoadBalancer, elbv2.ApplicationListener]:
-        security_group = ec2.SecurityGroup(
-            self,
-            "LoadBalancerSecurityGroup",
-            vpc=self._vpc,
-            description="Chat ALB: HTTP from the CloudFront VPC origin inside the VPC only",
-            allow_all_outbound=False,
-        )
-        # CloudFront's VPC origin reaches the internal ALB through ENIs in the VPC's own subnets.
-        security_group.add_ingress_rule(
-            ec2.Peer.ipv4(self._vpc_cidr), ec2.Port.tcp(80), "CloudFront VPC origin"
-        )
-        balancer = elbv2.ApplicationLoadBalancer(
-            self,
-            "LoadBalancer",
-            vpc=self._vpc,
-            vpc_subnets=self._subnets,
-            internet_facing=False,
-            security_group=security_group,
-            drop_invalid_header_fields=True,
-            deletion_protection=self.config.is_prod,
-            idle_timeout=cdk.Duration.seconds(300),  # Streamlit keeps a websocket open per browser tab
-        )
-        if not cdk.Token.is_unresolved(self.region):
-            # ELB log delivery is granted per region (its account or service principal differs by region).
-            balancer.log_access_logs(self.access_logs_bucket, prefix="alb")
-        listener = balancer.add_listener("Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False)
-        return balancer, listener
-
-    def _create_distribution(self) -> cloudfront.Distribution:
-        origin = origins.VpcOrigin.with_application_load_balancer(
-            self.load_balancer,
-            protocol_policy=cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-            http_port=80,
-            read_timeout=cdk.Duration.seconds(60),
-            keepalive_timeout=cdk.Duration.seconds(60),
-            vpc_origin_name=self.resource_name("chat-alb"),
-        )
-        return cloudfront.Distribution(
-            self,
-            "Distribution",
-            comment=f"{self.config.prefix} support chat",
-            default_behavior=cloudfront.BehaviorOptions(
-                origin=origin,
-                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
-                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
-                # Streamlit needs every header (websocket upgrade, XSRF), cookie (ALB stickiness) and query.
-                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER,
-                compress=True,
-            ),
-            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            price_class=PRICE_CLASSES[self.config.frontend.price_class],
-            enable_logging=True,
-            log_bucket=self.access_logs_bucket,
-            log_file_prefix="cloudfront/",
-        )
 
     def _create_cluster(self) -> ecs.Cluster:
         frontend = self.config.frontend
@@ -225,6 +130,7 @@ class FrontendStack(FoundationStack):
         )
         environment, secrets = self._container_settings()
         self._grant_key_decrypt(task.obtain_execution_role())
+        self._grant_document_links(task.task_role)
         task.add_container(
             "chat",
             image=ecs.ContainerImage.from_asset(
@@ -285,19 +191,18 @@ class FrontendStack(FoundationStack):
             ),
             health_check_grace_period=cdk.Duration.seconds(60),
         )
-        self.target_group = self.listener.add_targets(
-            "Chat",
-            port=CHAT_PORT,
-            protocol=elbv2.ApplicationProtocol.HTTP,
-            targets=[service],
-            health_check=elbv2.HealthCheck(
-                path=HEALTH_PATH, healthy_http_codes="200", interval=cdk.Duration.seconds(15)
-            ),
-            # A sign-in's PKCE verifier waits in the task that started it: keep each browser on one task.
-            stickiness_cookie_duration=cdk.Duration.hours(8),
-            deregistration_delay=cdk.Duration.seconds(30),
-        )
+        self._register_in_edge_target_group(service)
         return service
+
+    def _register_in_edge_target_group(self, service: ecs.FargateService) -> None:
+        """Put the service's tasks in the edge stack's target group (ECS registers each task's IP).
+
+        CDK writes the ALB-to-task rules (ALB egress and task ingress on the Streamlit port, group to
+        group) into this stack, the one that depends on the edge: the edge never refers to this stack.
+        The service waits for the edge stack, so the group is on its listener before ECS creates the
+        service (ECS refuses a target group without a load balancer).
+        """
+        service.attach_to_application_target_group(self._edge.target_group)
 
     def _container_settings(self) -> tuple[dict[str, str], dict[str, ecs.Secret]]:
         """Plain settings in `environment`; the Langfuse keys only as ECS secrets (never plaintext)."""
@@ -310,6 +215,9 @@ class FrontendStack(FoundationStack):
             "COGNITO_SCOPES": f"openid email profile {RESOURCE_SERVER_ID}/agent.invoke",
             "CHAT_PUBLIC_URL": self.url,
         }
+        if self._docs_bucket is not None:
+            # Cited documents in this bucket link to pre-signed GET URLs (frontend/citations.py).
+            environment["DOCS_BUCKET_NAME"] = self._docs_bucket.bucket_name
         secrets: dict[str, ecs.Secret] = {}
         if self._langfuse is not None:
             environment["LANGFUSE_HOST"] = self._langfuse.host
@@ -319,77 +227,44 @@ class FrontendStack(FoundationStack):
         return environment, secrets
 
     def _grant_key_decrypt(self, role: iam.IRole) -> None:
-        """kms:Decrypt on the Langfuse keys secret's key, only through Secrets Manager. The imported
-        key cannot take a key-policy grant, so the ECS secret grant adds no KMS permission by itself."""
-        if self._langfuse is None or self._langfuse.keys_secret.encryption_key is None:
+        """kms:Decrypt on the Langfuse keys secret's key, only through Secrets Manager (ECS reads the
+        secrets with the execution role; see FoundationStack.grant_secret_key_decrypt)."""
+        if self._langfuse is not None:
+            self.grant_secret_key_decrypt(role, self._langfuse.keys_secret)
+
+    def _grant_document_links(self, role: iam.IRole) -> None:
+        """What a pre-signed GET of a cited document needs: the URL is signed with the task role's
+        credentials, so the role itself must allow s3:GetObject on the object and, for an SSE-KMS object,
+        kms:Decrypt on its key (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html,
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms).
+        Identity-policy statements only: a grant on the other stack's bucket or key would edit its
+        policies and make the knowledge-base stack depend on this one."""
+        if self._docs_bucket is None:
             return
+        # The same export CDK would create for the reference, named here so that the acknowledgement
+        # below can name the finding exactly (cdk-nag prints the import's export name).
+        bucket_arn = cdk.Stack.of(self._docs_bucket).export_value(self._docs_bucket.bucket_arn)
+        export_name = self.resolve(bucket_arn)["Fn::ImportValue"]
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["kms:Decrypt"],
-                resources=[self._langfuse.keys_secret.encryption_key.key_arn],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"}
-                },
+                sid="ReadCitedDocuments", actions=["s3:GetObject"], resources=[f"{bucket_arn}/*"]
             )
         )
-
-    def _register_callback_urls(self) -> cdk.CustomResource:
-        """Add this distribution's URL to the browser client's callback and sign-out URLs."""
-        log_group = self.create_log_group(
-            "CallbackUrlsHandlerLogs", retention_days=self.config.frontend.log_retention_days, key=self.key
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{export_name}/*]",
+            "Cited documents may sit anywhere in the docs bucket (users add files under any prefix); "
+            "s3:GetObject only, for pre-signed links to the pages the answer cites.",
         )
-        role = iam.Role(
-            self,
-            "CallbackUrlsHandlerRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Adds the chat URL to the Cognito browser client (deploy time only)",
-        )
-        log_group.grant_write(role)
-        handler = lambda_.Function(
-            self,
-            "CallbackUrlsHandler",
-            role=role,
-            description="Adds the chat's CloudFront URL to the Cognito browser client on deploy",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler="handler.on_event",
-            code=lambda_.Code.from_asset(str(CALLBACK_HANDLER_DIR), exclude=["__pycache__", "*.pyc"]),
-            timeout=cdk.Duration.seconds(60),
-            memory_size=256,
-            log_group=log_group,
-        )
-        handler.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["cognito-idp:DescribeUserPoolClient", "cognito-idp:UpdateUserPoolClient"],
-                resources=[self._user_pool.user_pool_arn],
+        if self._docs_bucket.encryption_key is not None:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="DecryptCitedDocuments",
+                    actions=["kms:Decrypt"],
+                    resources=[self._docs_bucket.encryption_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+                )
             )
-        )
-        provider = cr.Provider(
-            self,
-            "CallbackUrlsProvider",
-            on_event_handler=handler,
-            log_group=self.create_log_group(
-                "CallbackUrlsProviderLogs",
-                retention_days=self.config.frontend.log_retention_days,
-                key=self.key,
-            ),
-        )
-        self._callback_handler, self._callback_provider = handler, provider
-        identity = self.config.identity
-        return cdk.CustomResource(
-            self,
-            "CallbackUrls",
-            service_token=provider.service_token,
-            resource_type="Custom::CognitoClientUrls",
-            properties={
-                "UserPoolId": self._user_pool.user_pool_id,
-                "ClientId": self._browser_client.user_pool_client_id,
-                "CallbackUrls": [self.url],
-                "LogoutUrls": [self.url],
-                # Re-apply whenever the identity settings change: redeploying the identity stack's
-                # client resets its URLs to the configured ones.
-                "IdentityFingerprint": _fingerprint(identity.model_dump(mode="json")),
-            },
-        )
 
     def _create_outputs(self) -> None:
         cdk.CfnOutput(self, "ChatUrl", value=self.url, description="Open the support chat here")
@@ -399,77 +274,6 @@ class FrontendStack(FoundationStack):
 
     def _acknowledge_findings(self) -> None:
         acknowledge_cdk_helpers(self)
-        acknowledge_all(self._callback_provider, CDK_HELPER_ACKNOWLEDGEMENTS)
-        handler_id = self.get_logical_id(_cfn(self._callback_handler))
-        acknowledge(
-            self._callback_provider,
-            f"AwsSolutions-IAM5[Resource::<{handler_id}.Arn>:*]",
-            "CDK's provider framework may invoke any version of our deploy-time callback-URL function; the "
-            "grant names that one function.",
-        )
-        acknowledge_all(
-            self._callback_handler,
-            {
-                "NIST.800.53.R5-LambdaInsideVPC": "The function only calls the Cognito control-plane API during "
-                "deployments and handles no user data; a VPC would add endpoint cost and protect nothing.",
-                "NIST.800.53.R5-LambdaDLQ": "Invoked synchronously by CloudFormation's provider framework, which "
-                "reports every failure to the deployment; a dead-letter queue only receives async invocations.",
-                "NIST.800.53.R5-LambdaConcurrency": "Runs once per deployment of this stack; a reserved-concurrency "
-                "limit would only risk failing deployments.",
-            },
-        )
-        acknowledge_all(
-            self.access_logs_bucket,
-            {
-                "NIST.800.53.R5-S3DefaultEncryptionKMS": "ALB and CloudFront standard logs can only be delivered "
-                "to buckets encrypted with SSE-S3, not SSE-KMS.",
-                "NIST.800.53.R5-S3BucketReplicationEnabled": "Access logs are diagnostics kept for a bounded "
-                "retention; cross-region replication would double their cost for no recovery need.",
-                "AwsSolutions-S1": "This bucket is the access-log destination itself; logging it to another bucket "
-                "would only move the question one bucket further.",
-                "NIST.800.53.R5-S3BucketLoggingEnabled": "This bucket is the access-log destination itself; "
-                "logging it to another bucket would only move the question one bucket further.",
-            },
-        )
-        if cdk.Token.is_unresolved(self.region):
-            acknowledge_all(
-                self.load_balancer,
-                {
-                    finding: "ALB access logs need a concrete region (ELB's log-delivery principal differs by "
-                    "region); set environment.region in the config to enable them. CloudFront logs every "
-                    "request to this ALB in the meantime."
-                    for finding in ("AwsSolutions-ELB2", "NIST.800.53.R5-ELBLoggingEnabled")
-                },
-            )
-        acknowledge_all(
-            self.load_balancer,
-            {
-                "NIST.800.53.R5-ALBHttpToHttpsRedirection": "Viewers reach the chat only through CloudFront, "
-                "which redirects HTTP to HTTPS; the internal ALB has no public address and no certificate "
-                "(there is no custom domain), and CloudFront's VPC origin traffic stays on the AWS network.",
-                "NIST.800.53.R5-ALBWAFEnabled": "The ALB is internal and reachable only from CloudFront's VPC "
-                "origin; a WAF belongs on the distribution (optional, see docs/frontend.md).",
-                "NIST.800.53.R5-ELBDeletionProtectionEnabled": "Deletion protection is on in the prod profile; "
-                "the dev profile must destroy cleanly.",
-            },
-        )
-        acknowledge_all(
-            self.distribution,
-            {
-                "AwsSolutions-CFR1": "The chat serves a company's own staff wherever they are; sign-in through "
-                "Cognito, not geography, decides who may use it.",
-                "AwsSolutions-CFR2": "A WAF web ACL for CloudFront must live in us-east-1 and has a monthly cost; "
-                "it is an optional per-account hardening step documented in docs/frontend.md.",
-                "AwsSolutions-CFR4": "Without a custom domain the distribution uses CloudFront's default "
-                "certificate, whose viewer TLS policy CloudFront fixes; a custom domain can raise it to TLS 1.2.",
-            },
-        )
-        acknowledge(
-            self.listener,
-            "NIST.800.53.R5-ELBv2ACMCertificateRequired",
-            "Without a custom domain there is no ACM certificate for the internal ALB; viewers get TLS from "
-            "CloudFront, and CloudFront's VPC origin reaches the ALB over the AWS network only.",
-        )
         if not self.config.frontend.container_insights:
             acknowledge(
                 self.cluster,
@@ -490,13 +294,3 @@ class FrontendStack(FoundationStack):
             "The environment holds only non-secret settings (runtime ARN, Cognito domain and public client id, "
             "URLs); the Langfuse keys are ECS secrets read from Secrets Manager at task start.",
         )
-
-
-def _cfn(construct: Construct) -> cdk.CfnElement:
-    child = construct.node.default_child
-    assert isinstance(child, cdk.CfnElement)
-    return child
-
-
-def _fingerprint(values: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

@@ -13,6 +13,7 @@ from constructs import Construct
 from stacks.base import FoundationStack
 from stacks.compliance import acknowledge_all, acknowledge_cdk_helpers
 from stacks.config import AppConfig
+from stacks.edge import ChatEdge
 
 RESOURCE_SERVER_ID = "agentic-foundation"
 MACHINE_CLIENTS = ("gateway", "ci", "evaluation")
@@ -32,8 +33,13 @@ class IdentityStack(FoundationStack):
     component = "identity"
     description_text = "identity (Cognito users, clients, scopes, teams)"
 
-    def __init__(self, scope: Construct, *, config: AppConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, scope: Construct, *, config: AppConfig, chat: ChatEdge | None = None, **kwargs: Any
+    ) -> None:
+        """`chat`: the deployed chat's public entry (edge stack), or None when the chat is not deployed
+        (`components.frontend=false`): then the browser client has only the configured URLs."""
         super().__init__(scope, config=config, **kwargs)
+        self._chat = chat
         self.user_pool = self._create_user_pool()
         self.domain = self._create_managed_login_domain()
         self.resource_server, self.scopes = self._create_resource_server()
@@ -112,6 +118,31 @@ class IdentityStack(FoundationStack):
         scopes = {s.scope_name: cognito.OAuthScope.resource_server(server, s) for s in resource_scopes}
         return server, scopes
 
+    @property
+    def browser_callback_urls(self) -> list[str]:
+        """The browser client's callback URLs: the configured ones, then the deployed chat's.
+
+        CloudFormation owns all of them: the chat's CloudFront URL is a reference to the edge stack's
+        distribution, so an update of this stack can never drop it (nothing outside CloudFormation edits
+        the client). Cognito accepts only https URLs, or http://localhost for testing
+        (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html);
+        the config validates ours and the chat's is https by construction.
+        """
+        urls = list(self.config.identity.callback_urls)
+        if self._chat is not None:
+            urls.append(self._chat.url)
+        return urls
+
+    @property
+    def browser_logout_urls(self) -> list[str]:
+        """The browser client's sign-out URLs: the configured ones, then the deployed chat's. Cognito's
+        `/logout` redirects to `logout_uri` only if it is one of them
+        (https://docs.aws.amazon.com/cognito/latest/developerguide/logout-endpoint.html)."""
+        urls = list(self.config.identity.logout_urls)
+        if self._chat is not None:
+            urls.append(self._chat.url)
+        return urls
+
     def _create_browser_client(self) -> cognito.UserPoolClient:
         identity = self.config.identity
         client = self.user_pool.add_client(
@@ -127,8 +158,8 @@ class IdentityStack(FoundationStack):
                     cognito.OAuthScope.PROFILE,
                     self.scopes["agent.invoke"],
                 ],
-                callback_urls=list(identity.callback_urls),
-                logout_urls=list(identity.logout_urls),
+                callback_urls=self.browser_callback_urls,
+                logout_urls=self.browser_logout_urls,
             ),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             prevent_user_existence_errors=True,

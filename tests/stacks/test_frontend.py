@@ -1,4 +1,5 @@
-"""Frontend stack: Fargate chat behind an internal ALB and CloudFront, Cognito URLs wired, no plaintext secret."""
+"""Frontend stack: the Fargate chat registered in the edge stack's target group, no plaintext secret,
+and nothing that edits Cognito (the browser client's URLs are CloudFormation's, see test_identity)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import pytest
 from aws_cdk import aws_bedrockagentcore as agentcore
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from stacks.compliance import acknowledge_all, enable_compliance_checks, read_validation_report
 from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection
-from stacks.frontend import HEALTH_PATH, FrontendStack
+from stacks.edge import CHAT_PORT, HEALTH_PATH, EdgeStack
+from stacks.frontend import FrontendStack
 from stacks.identity import IdentityStack
 from stacks.network import NetworkStack
 from tests.factories import test_config
@@ -30,7 +32,8 @@ def _build(
 ) -> tuple[cdk.App, FrontendStack]:
     app = cdk.App(outdir=str(outdir)) if outdir else cdk.App()
     network = NetworkStack(app, config=config)
-    identity = IdentityStack(app, config=config)
+    edge = EdgeStack(app, config=config, vpc=network.vpc, service_subnets=network.service_subnets)
+    identity = IdentityStack(app, config=config, chat=edge.chat)
     deps = cdk.Stack(app, "Deps")
     runtime = agentcore.Runtime.from_agent_runtime_attributes(
         deps,
@@ -62,6 +65,7 @@ def _build(
         app,
         config=config,
         vpc=network.vpc,
+        edge=edge.chat,
         user_pool=identity.user_pool,
         browser_client=identity.browser_client,
         domain=identity.domain,
@@ -92,63 +96,8 @@ def _environment(template: Template) -> dict[str, str]:
     return {e["Name"]: e["Value"] for e in _container(template)["Environment"]}
 
 
-def test_alb_is_internal(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internal", "Type": "application"}
-    )
-
-
-def test_cloudfront_serves_https_through_a_vpc_origin(template: Template) -> None:
-    template.resource_count_is("AWS::CloudFront::VpcOrigin", 1)
-    template.has_resource_properties(
-        "AWS::CloudFront::Distribution",
-        {
-            "DistributionConfig": Match.object_like(
-                {
-                    "DefaultCacheBehavior": Match.object_like(
-                        {
-                            "ViewerProtocolPolicy": "redirect-to-https",
-                            "AllowedMethods": Match.array_with(["POST"]),
-                        }
-                    ),
-                    "Origins": [Match.object_like({"VpcOriginConfig": Match.any_value()})],
-                    "Logging": Match.any_value(),
-                }
-            )
-        },
-    )
-
-
-def test_caching_is_disabled_and_every_viewer_header_forwarded(template: Template) -> None:
-    behavior = next(iter(resources_of(template, "AWS::CloudFront::Distribution").values()))["Properties"][
-        "DistributionConfig"
-    ]["DefaultCacheBehavior"]
-    assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # Managed-CachingDisabled
-    assert behavior["OriginRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"  # Managed-AllViewer
-
-
-def test_alb_admits_only_http_from_inside_the_vpc(template: Template) -> None:
-    groups = resources_of(template, "AWS::EC2::SecurityGroup")
-    alb_group = next(g for g in groups.values() if "Chat ALB" in g["Properties"]["GroupDescription"])
-    (rule,) = alb_group["Properties"]["SecurityGroupIngress"]
-    assert (rule["FromPort"], rule["ToPort"]) == (80, 80)
-    assert "CidrIp" in rule and rule["CidrIp"] != "0.0.0.0/0"
-
-
-def test_target_group_checks_streamlit_health_and_sticks_sessions(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::TargetGroup",
-        {
-            "HealthCheckPath": HEALTH_PATH,
-            "Port": 8501,
-            "TargetGroupAttributes": Match.array_with(
-                [
-                    {"Key": "stickiness.enabled", "Value": "true"},
-                    {"Key": "stickiness.type", "Value": "lb_cookie"},
-                ]
-            ),
-        },
-    )
+def _environment_value(template: Template, name: str) -> Any:
+    return next(e["Value"] for e in _container(template)["Environment"] if e["Name"] == name)
 
 
 def test_container_has_a_health_check_on_the_streamlit_endpoint(template: Template) -> None:
@@ -185,46 +134,78 @@ def test_logs_go_to_an_encrypted_log_group_with_retention(template: Template) ->
     )
 
 
-def test_callback_urls_custom_resource_targets_the_browser_client(template: Template) -> None:
-    (resource,) = resources_of(template, "Custom::CognitoClientUrls").values()
-    props = resource["Properties"]
-    assert props["ClientId"] and props["UserPoolId"]
-    url = json.dumps(props["CallbackUrls"])
-    assert "https://" in url and "DomainName" in url
-    assert props["LogoutUrls"] == props["CallbackUrls"]
+def _edge_import(value: Any) -> str:
+    """The export name an `Fn::ImportValue` refers to (the edge stack's exports start with `aaf-edge:`)."""
+    assert isinstance(value, dict) and set(value) == {"Fn::ImportValue"}, value
+    return str(value["Fn::ImportValue"])
 
 
-def test_callback_handler_may_only_touch_the_user_pool_clients(template: Template) -> None:
-    policies = resources_of(template, "AWS::IAM::Policy")
-    cognito_statements = [
-        s
-        for p in policies.values()
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if any(
-            str(a).startswith("cognito-idp:")
-            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-        )
+def test_service_registers_its_tasks_in_the_edge_target_group(template: Template) -> None:
+    (service,) = resources_of(template, "AWS::ECS::Service").values()
+    (balancer,) = service["Properties"]["LoadBalancers"]
+    assert (balancer["ContainerName"], balancer["ContainerPort"]) == ("chat", CHAT_PORT)
+    assert _edge_import(balancer["TargetGroupArn"]).startswith("aaf-edge:ExportsOutputRefChatTargetGroup")
+    # the target group, listener and ALB are the edge stack's: none is created here
+    for kind in ("TargetGroup", "Listener", "LoadBalancer"):
+        template.resource_count_is(f"AWS::ElasticLoadBalancingV2::{kind}", 0)
+    template.resource_count_is("AWS::CloudFront::Distribution", 0)
+
+
+def test_tasks_accept_streamlit_only_from_the_edge_alb(template: Template) -> None:
+    groups = resources_of(template, "AWS::EC2::SecurityGroup")
+    ((tasks_id, tasks),) = [
+        (k, g) for k, g in groups.items() if "Chat tasks" in g["Properties"]["GroupDescription"]
     ]
-    (statement,) = cognito_statements
-    assert sorted(statement["Action"]) == [
-        "cognito-idp:DescribeUserPoolClient",
-        "cognito-idp:UpdateUserPoolClient",
-    ]
-    assert "*" not in json.dumps(statement["Resource"])
+    assert "SecurityGroupIngress" not in tasks["Properties"]  # no CIDR or open ingress inline
+    (ingress,) = [r["Properties"] for r in resources_of(template, "AWS::EC2::SecurityGroupIngress").values()]
+    assert ingress["GroupId"] == {"Fn::GetAtt": [tasks_id, "GroupId"]}
+    assert (ingress["FromPort"], ingress["ToPort"], ingress["IpProtocol"]) == (CHAT_PORT, CHAT_PORT, "tcp")
+    alb_group = _edge_import(ingress["SourceSecurityGroupId"])
+    assert alb_group.startswith("aaf-edge:ExportsOutputFnGetAttLoadBalancerSecurityGroup")
 
 
-def test_tasks_accept_traffic_only_from_the_alb(template: Template) -> None:
-    ingress = resources_of(template, "AWS::EC2::SecurityGroupIngress")
-    to_tasks = [r["Properties"] for r in ingress.values() if r["Properties"].get("FromPort") == 8501]
-    assert to_tasks and all("SourceSecurityGroupId" in r for r in to_tasks)
+def test_the_alb_may_reach_only_the_tasks_and_that_rule_lives_here(template: Template) -> None:
+    # written in this stack (which depends on the edge), so the edge stack never refers to this one
+    groups = resources_of(template, "AWS::EC2::SecurityGroup")
+    (tasks_id,) = [k for k, g in groups.items() if "Chat tasks" in g["Properties"]["GroupDescription"]]
+    (egress,) = [r["Properties"] for r in resources_of(template, "AWS::EC2::SecurityGroupEgress").values()]
+    assert _edge_import(egress["GroupId"]).startswith(
+        "aaf-edge:ExportsOutputFnGetAttLoadBalancerSecurityGroup"
+    )
+    assert egress["DestinationSecurityGroupId"] == {"Fn::GetAtt": [tasks_id, "GroupId"]}
+    assert (egress["FromPort"], egress["ToPort"]) == (CHAT_PORT, CHAT_PORT)
+
+
+def test_public_url_is_the_edge_distribution(template: Template) -> None:
+    output = template.to_json()["Outputs"]["ChatUrl"]["Value"]
+    prefix, domain, suffix = output["Fn::Join"][1]
+    assert (prefix, suffix) == ("https://", "/")
+    assert "Distribution" in _edge_import(domain) and "DomainName" in _edge_import(domain)
+    assert _environment_value(template, "CHAT_PUBLIC_URL") == output
+
+
+def test_the_stack_edits_nothing_in_cognito(template: Template) -> None:
+    # the former custom resource (and its function) rewrote the browser client outside CloudFormation
+    assert not [t for t in template.to_json()["Resources"].values() if t["Type"].startswith("Custom::")]
+    template.resource_count_is("AWS::Lambda::Function", 0)
+    assert "cognito-idp:" not in json.dumps(resources_of(template, "AWS::IAM::Policy"))
+
+
+def test_no_cdk_warning_is_left_unacknowledged() -> None:
+    _, stack = _build(test_config("dev"))
+    assert Annotations.from_stack(stack).find_warning("*", Match.any_value()) == []
 
 
 def test_image_build_context_holds_only_the_chat_and_clients(tmp_path: Path) -> None:
     app, _ = _build(test_config("dev"), outdir=tmp_path)
     app.synth()
     (asset,) = [p for p in tmp_path.glob("asset.*") if (p / "frontend" / "Dockerfile").exists()]
-    assert sorted(p.name for p in asset.iterdir()) == ["clients", "frontend"]
+    assert sorted(p.name for p in asset.iterdir()) == ["agent", "clients", "frontend"]
     assert (asset / "frontend" / "app.py").exists() and (asset / "clients" / "agentcore.py").exists()
+    # only the shared cited-source rule of the agent, which the Dockerfile copies
+    assert sorted(p.name for p in (asset / "agent").iterdir()) == ["__init__.py", "citations.py"]
+    dockerfile = (asset / "frontend" / "Dockerfile").read_text()
+    assert "COPY agent/__init__.py agent/citations.py agent/" in dockerfile
     assert not list(asset.rglob("__pycache__"))
 
 
@@ -268,3 +249,57 @@ def test_dev_profile_also_passes_nag(tmp_path: Path) -> None:
     enable_compliance_checks(app)
     app.synth()
     assert read_validation_report(tmp_path).unacknowledged == ()
+
+
+# --- cited documents: pre-signed links (the whole dev app, the session's `dev_assembly`) ----------------
+
+
+def _assembly_template(assembly: Path, stack: str) -> dict[str, Any]:
+    return dict(json.loads((assembly / f"{stack}.template.json").read_text()))
+
+
+def _docs_bucket_and_key(kb: dict[str, Any]) -> tuple[str, str]:
+    buckets = [
+        (k, r)
+        for k, r in kb["Resources"].items()
+        if r["Type"] == "AWS::S3::Bucket"
+        and r["Properties"]
+        .get("BucketEncryption", {})
+        .get("ServerSideEncryptionConfiguration", [{}])[0]
+        .get("ServerSideEncryptionByDefault", {})
+        .get("SSEAlgorithm")
+        == "aws:kms"
+        and "LoggingConfiguration" in r["Properties"]
+    ]
+    assert len(buckets) == 1, [k for k, _ in buckets]
+    bucket_id, bucket = buckets[0]
+    sse = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    key_id = sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0]
+    return bucket_id, key_id
+
+
+def test_chat_task_role_can_read_cited_documents_through_a_presigned_url(dev_assembly: Path) -> None:
+    """A pre-signed GET is authorised as the signing role: s3:GetObject on the object, and kms:Decrypt
+    on an SSE-KMS object's key (S3 user guide, using-presigned-url.html / UsingKMSEncryption.html)."""
+    frontend = _assembly_template(dev_assembly, "aaf-frontend")
+    bucket_id, key_id = _docs_bucket_and_key(_assembly_template(dev_assembly, "aaf-knowledge-base"))
+    (task,) = [r for r in frontend["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    env = {e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    assert "aaf-knowledge-base" in json.dumps(env["DOCS_BUCKET_NAME"])
+    assert bucket_id[:20] in json.dumps(env["DOCS_BUCKET_NAME"])
+    task_role = task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for r in frontend["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": task_role} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    by_sid = {s.get("Sid"): s for s in statements}
+    read = by_sid["ReadCitedDocuments"]
+    assert read["Action"] == "s3:GetObject"
+    import_of_bucket_arn, objects = read["Resource"]["Fn::Join"][1]
+    assert objects == "/*" and bucket_id[:20] in import_of_bucket_arn["Fn::ImportValue"]
+    decrypt = by_sid["DecryptCitedDocuments"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert key_id[:16] in json.dumps(decrypt["Resource"])
+    assert "s3." in json.dumps(decrypt["Condition"]["StringEquals"]["kms:ViaService"])
