@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,10 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.base import FoundationStack
-from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers
+from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers, nag_region_account
 from stacks.config import AppConfig
-from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
-from stacks.guardrails import publish_in
+from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint, url_port
+from stacks.guardrails import grant_apply_guardrail, publish_in
 from stacks.identity import RESOURCE_SERVER_ID, MachineClient
 from stacks.tool_gateway import ToolGateway, ToolGatewayInputs
 
@@ -37,14 +36,6 @@ MEMORY_NAMESPACES = {
     "summaries": "/actors/{actorId}/sessions/{sessionId}/summaries/",
 }
 AGENT_ASSET_EXCLUDES = ("__pycache__", "**/__pycache__", "*.pyc", ".venv", ".pytest_cache", ".mypy_cache")
-
-
-def url_port(url: str) -> int:
-    """The TCP port of an http(s) URL whose host may be an unresolved CDK token."""
-    match = re.match(r"^(https?)://[^/]*?(?::(\d+))?(?:/.*)?$", url)
-    if match is None:
-        raise ValueError(f"LLM gateway URL {url!r} must start with http:// or https://")
-    return int(match.group(2)) if match.group(2) else (443 if match.group(1) == "https" else 80)
 
 
 class AgentCoreStack(FoundationStack):
@@ -80,6 +71,7 @@ class AgentCoreStack(FoundationStack):
             )
         self._vpc = vpc
         self._subnets = service_subnets or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        self._runtime_subnets = self._runtime_subnet_selection()
         self._user_pool = user_pool
         self._runtime_clients = [browser_client, *(machine_clients[n].client for n in RUNTIME_CALLER_CLIENTS)]
         self._gateway_client = machine_clients["gateway"]
@@ -101,6 +93,35 @@ class AgentCoreStack(FoundationStack):
         self._grant_runtime_access()
         self._create_outputs()
         self._acknowledge_findings()
+
+    def _runtime_subnet_selection(self) -> ec2.SubnetSelection:
+        """The services subnets, narrowed to `agentcore.runtime_az_ids` when set.
+
+        AgentCore Runtime in VPC mode accepts subnets only in the AZ IDs it lists per region
+        (stacks/config/agentcore.py AGENTCORE_VPC_DOC_URL); other subnets fail at resource creation.
+        """
+        names = list(self.config.runtime_az_names)
+        if not names:
+            return self._subnets
+        group = self._subnets.subnet_group_name
+        where: dict[str, Any] = (
+            {"subnet_group_name": group} if group is not None else {"subnet_type": self._subnets.subnet_type}
+        )
+        selection = ec2.SubnetSelection(**where, availability_zones=names)
+        found = {
+            s.availability_zone for s in self._vpc.select_subnets(**where, availability_zones=names).subnets
+        }
+        missing = [
+            f"{az_id} ({name})"
+            for az_id, name in zip(self.config.agentcore.runtime_az_ids, names, strict=True)
+            if name not in found
+        ]
+        if missing:
+            raise ValueError(
+                f"agentcore.runtime_az_ids: the VPC has no {group or 'private'} subnet in {missing}; "
+                f"its zones are {sorted(self._vpc.availability_zones)} (check network.az_names)"
+            )
+        return selection
 
     @property
     def runtime_arn(self) -> str:
@@ -188,6 +209,9 @@ class AgentCoreStack(FoundationStack):
             # (docs/tracing-contract.md, "No duplicate spans").
             "DISABLE_ADOT_OBSERVABILITY": "true",
             "AGENT_ENVIRONMENT": self.config.project.profile,
+            # Bounded turns (docs/agent-api.md, "Limits"); the other limits keep the agent's defaults.
+            "AGENT_TURN_DEADLINE_SECONDS": f"{self.config.agentcore.turn_deadline_seconds:g}",
+            "AGENT_TOOL_TIMEOUT_SECONDS": f"{self.config.agentcore.agent_tool_timeout_seconds:g}",
             "AGENT_SERVICE_NAME": f"{self.config.prefix}-agent",
         }
         model = self.config.models.entry(self.config.models.agent_alias)
@@ -226,7 +250,7 @@ class AgentCoreStack(FoundationStack):
             ),
             environment_variables=self._environment(),
             network_configuration=agentcore.RuntimeNetworkConfiguration.using_vpc(
-                self, vpc=self._vpc, vpc_subnets=self._subnets, security_groups=[self.security_group]
+                self, vpc=self._vpc, vpc_subnets=self._runtime_subnets, security_groups=[self.security_group]
             ),
             lifecycle_configuration=agentcore.LifecycleConfiguration(
                 idle_runtime_session_timeout=cdk.Duration.seconds(agent.idle_timeout_seconds),
@@ -240,13 +264,9 @@ class AgentCoreStack(FoundationStack):
         role = self.runtime.role
         self.memory.grant_read(role)
         self.memory.grant_write(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ApplyGuardrail",
-                actions=["bedrock:ApplyGuardrail"],
-                resources=[self._guardrail.attr_guardrail_arn],
-            )
-        )
+        # The agent calls ApplyGuardrail on input and output (agent/guardrails.py); the guardrail is
+        # encrypted with the guardrails stack's key, so the role also needs kms:Decrypt on it.
+        grant_apply_guardrail(role, self._guardrail)
         secrets = [self._llm.agent_key_secret, self._gateway_client.secret]
         if self._langfuse is not None:
             secrets.append(self._langfuse.keys_secret)
@@ -288,22 +308,22 @@ class AgentCoreStack(FoundationStack):
             "Point-in-time recovery (35 days) protects the tickets table; an AWS Backup plan is an "
             "account-level choice documented in the README.",
         )
+        where = nag_region_account(self)
+        logs_arn = f"arn:<AWS::Partition>:logs:{where}:log-group:"
         acknowledge_all(
             self.runtime.role,
             {
                 "AwsSolutions-IAM5[Resource::*]": "X-Ray trace upload, ECR GetAuthorizationToken and CloudWatch "
                 "PutMetricData (limited by a namespace condition) have no resource-level permissions; written by "
                 "the Runtime L2.",
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-                "/aws/bedrock-agentcore/runtimes/*]": "The runtime writes to log groups AgentCore names after the "
-                "runtime id, which is generated at creation.",
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-                "/aws/bedrock-agentcore/runtimes/*:log-stream:*]": "Log streams of the runtime's own log groups, "
-                "named by AgentCore at creation.",
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]": (
+                f"AwsSolutions-IAM5[Resource::{logs_arn}/aws/bedrock-agentcore/runtimes/*]": "The runtime writes "
+                "to log groups AgentCore names after the runtime id, which is generated at creation.",
+                f"AwsSolutions-IAM5[Resource::{logs_arn}/aws/bedrock-agentcore/runtimes/*:log-stream:*]": "Log "
+                "streams of the runtime's own log groups, named by AgentCore at creation.",
+                f"AwsSolutions-IAM5[Resource::{logs_arn}*]": (
                     "logs:DescribeLogGroups only (a list action without resource-level permissions)."
                 ),
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock-agentcore:<AWS::Region>:<AWS::AccountId>:"
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock-agentcore:{where}:"
                 "workload-identity-directory/default/workload-identity/*]": "The runtime's own workload identity, "
                 "created by AgentCore with a generated name.",
             },

@@ -5,12 +5,48 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.config import AppConfig
+
+# One PostgreSQL version per engine for every database of the foundation (LiteLLM, Langfuse), so the copies
+# cannot drift. Aurora 16.9 supports 0 ACU auto-pause (needs 16.3+); minor upgrades happen in place.
+AURORA_POSTGRES_VERSION = rds.AuroraPostgresEngineVersion.VER_16_9
+POSTGRES_VERSION = rds.PostgresEngineVersion.VER_16_11
+
+
+def aurora_postgres_engine() -> rds.IClusterEngine:
+    return rds.DatabaseClusterEngine.aurora_postgres(version=AURORA_POSTGRES_VERSION)
+
+
+def postgres_engine() -> rds.IInstanceEngine:
+    return rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION)
+
+
+def tls_parameter_group(scope: Construct, engine: rds.IEngine, description: str) -> rds.ParameterGroup:
+    """The database's parameter group (construct id `DatabaseParameters`): `rds.force_ssl=1`, so a
+    client without TLS is refused. On a cluster engine CDK renders it as a DB cluster parameter group.
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html
+    """
+    return rds.ParameterGroup(
+        scope, "DatabaseParameters", engine=engine, description=description, parameters={"rds.force_ssl": "1"}
+    )
+
+
+def access_log_lifecycle(expire_days: int) -> s3.LifecycleRule:
+    """Access-log buckets are versioned: expire current logs, old versions after a day, and stale uploads."""
+    return s3.LifecycleRule(
+        id="expire-access-logs",
+        expiration=cdk.Duration.days(expire_days),
+        noncurrent_version_expiration=cdk.Duration.days(1),
+        abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+    )
 
 
 class FoundationStack(cdk.Stack):
@@ -18,6 +54,8 @@ class FoundationStack(cdk.Stack):
 
     component: ClassVar[str]
     description_text: ClassVar[str]
+    # The `component` cost-allocation tag; a stack that serves another component's users names it here.
+    cost_component: ClassVar[str | None] = None
 
     def __init__(self, scope: Construct, *, config: AppConfig, **kwargs: Any) -> None:
         env = cdk.Environment(account=config.environment.account, region=config.environment.region)
@@ -29,7 +67,12 @@ class FoundationStack(cdk.Stack):
             **kwargs,
         )
         self.config = config
-        cdk.Tags.of(self).add("component", self.component)
+        cdk.Tags.of(self).add("component", self.tag_component)
+
+    @property
+    def tag_component(self) -> str:
+        """The value of this stack's `component` tag (cost allocation)."""
+        return self.cost_component or self.component
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -65,6 +108,29 @@ class FoundationStack(cdk.Stack):
             )
         return secretsmanager.Secret.from_secret_attributes(
             self, construct_id, secret_partial_arn=source.secret_arn, encryption_key=key
+        )
+
+    def grant_secret_key_decrypt(self, role: iam.IRole, secret: secretsmanager.ISecret) -> None:
+        """kms:Decrypt on `secret`'s customer-managed key, only through Secrets Manager.
+
+        Reading a secret encrypted with a customer-managed key needs kms:Decrypt on that key besides
+        secretsmanager:GetSecretValue (https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html,
+        "Permissions for the KMS key"); for ECS `secrets` that caller is the task EXECUTION role
+        (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html).
+        CDK's grant on a re-imported secret (`import_secret`) cannot edit the other stack's key policy and
+        adds no KMS permission by itself (tests/permissions found the missing statements), so every
+        reader of another stack's secret calls this.
+        """
+        if secret.encryption_key is None:
+            return
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[secret.encryption_key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"}
+                },
+            )
         )
 
     def create_data_key(self, construct_id: str, purpose: str) -> kms.Key:

@@ -61,6 +61,32 @@ def acknowledge_cdk_helpers(stack: cdk.Stack) -> None:
             acknowledge_all(child, CDK_HELPER_ACKNOWLEDGEMENTS)
 
 
+# The findings every access-log destination bucket carries, and why each is acceptable.
+ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS = {
+    "AwsSolutions-S1": "This bucket is the access-log target itself; logging it to itself would loop.",
+    "NIST.800.53.R5-S3BucketLoggingEnabled": "This bucket is the access-log target itself.",
+    "NIST.800.53.R5-S3DefaultEncryptionKMS": "ALB access-log delivery supports SSE-S3 only "
+    "(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html); the "
+    "bucket is encrypted with SSE-S3, SSL-only and private.",
+    "NIST.800.53.R5-S3BucketReplicationEnabled": "Access logs are kept for a bounded period; "
+    "cross-region replication is not required for them.",
+}
+
+
+def nag_region_account(stack: cdk.Stack) -> str:
+    """`<region>:<account>` as cdk-nag renders them in finding ids: a literal region/account (environment
+    set) as itself, a pseudo parameter as `<AWS::Region>` / `<AWS::AccountId>`. Acknowledged ARNs use this
+    so that an environment-specific synth still matches its acknowledgements."""
+    return ":".join(nag_region_and_account(stack))
+
+
+def nag_region_and_account(stack: cdk.Stack) -> tuple[str, str]:
+    """(region, account) as cdk-nag renders them in finding ids (see `nag_region_account`)."""
+    region = stack.region if not cdk.Token.is_unresolved(stack.region) else "<AWS::Region>"
+    account = stack.account if not cdk.Token.is_unresolved(stack.account) else "<AWS::AccountId>"
+    return region, account
+
+
 def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     """Acknowledge one cdk-nag finding on `scope` and its children.
 
@@ -113,7 +139,8 @@ class _TagRawResources:
             and node.cfn_resource_type in _RAW_TAGGABLE_TYPES
             and not cdk.TagManager.is_taggable(node)
         ):
-            component = getattr(cdk.Stack.of(node), "component", "shared")
+            stack = cdk.Stack.of(node)
+            component = getattr(stack, "tag_component", None) or getattr(stack, "component", "shared")
             tags = {**self._tags, "component": component}
             node.add_property_override("Tags", [{"Key": k, "Value": v} for k, v in sorted(tags.items())])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aws_cdk import aws_ec2 as ec2
@@ -25,3 +26,16 @@ class LlmGatewayEndpoint:
     agent_key_secret: secretsmanager.ISecret
     eval_key_secret: secretsmanager.ISecret
     security_group: ec2.ISecurityGroup | None
+
+    @property
+    def port(self) -> int:
+        """The TCP port consumers open to the gateway's security group (the URL's own port)."""
+        return url_port(self.url)
+
+
+def url_port(url: str) -> int:
+    """The TCP port of an http(s) URL whose host may be an unresolved CDK token."""
+    match = re.match(r"^(https?)://[^/]*?(?::(\d+))?(?:/.*)?$", url)
+    if match is None:
+        raise ValueError(f"LLM gateway URL {url!r} must start with http:// or https://")
+    return int(match.group(2)) if match.group(2) else (443 if match.group(1) == "https" else 80)

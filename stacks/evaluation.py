@@ -27,7 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.base import FoundationStack
-from stacks.compliance import acknowledge, acknowledge_cdk_helpers
+from stacks.compliance import acknowledge, acknowledge_cdk_helpers, nag_region_account
 from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
 from stacks.identity import RESOURCE_SERVER_ID, MachineClient
@@ -47,7 +47,6 @@ IMAGE_CONTEXT = (
     "**/__pycache__",
     "eval/datasets/*.local.jsonl",
 )
-GATEWAY_PORTS = (80, 443)
 
 
 class EvaluationStack(FoundationStack):
@@ -162,12 +161,12 @@ class EvaluationStack(FoundationStack):
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to Langfuse, AgentCore and AWS APIs"
         )
         if self._llm.security_group is not None:
-            for port in GATEWAY_PORTS:
-                group.add_egress_rule(
-                    ec2.Peer.security_group_id(self._llm.security_group.security_group_id),
-                    ec2.Port.tcp(port),
-                    "to the LLM gateway",
-                )
+            # The port of the gateway URL itself (443/80 behind its ALB, 4000 on the dev private DNS name).
+            group.add_egress_rule(
+                ec2.Peer.security_group_id(self._llm.security_group.security_group_id),
+                ec2.Port.tcp(self._llm.port),
+                "to the LLM gateway",
+            )
         return group
 
     def _create_task_definition(self) -> ecs.FargateTaskDefinition:
@@ -219,6 +218,9 @@ class EvaluationStack(FoundationStack):
             logging=ecs.LogDriver.aws_logs(stream_prefix="evaluation", log_group=self.log_group),
             readonly_root_filesystem=False,
         )
+        assert task.execution_role is not None  # ECS reads `secrets` at task start with the execution role
+        for secret in (langfuse_keys, gateway_key):
+            self.grant_secret_key_decrypt(task.execution_role, secret)
         self.reports_bucket.grant_put(task.task_role)
         self.key.grant_encrypt(task.task_role)
         self._acknowledge_task_findings(task)
@@ -271,6 +273,7 @@ class EvaluationStack(FoundationStack):
         client_secret = self.import_secret(machine_client.secret, "EvaluationClientSecret")
         container.add_environment("EVAL_CLIENT_SECRET_ARN", client_secret.secret_arn)
         client_secret.grant_read(self.task_definition.task_role)
+        self.grant_secret_key_decrypt(self.task_definition.task_role, client_secret)
 
     # --- schedule -------------------------------------------------------------------------------------
 
@@ -318,7 +321,7 @@ class EvaluationStack(FoundationStack):
         cluster = self.get_logical_id(self.cluster.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             self,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<{cluster}>/*]",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:{nag_region_account(self)}:task/<{cluster}>/*]",
             "EventBridge Scheduler's ECS target tags the tasks it starts; task ARNs are only known at run "
             "time, so the role names the task ARNs of this one cluster.",
         )

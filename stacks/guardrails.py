@@ -23,6 +23,53 @@ from stacks.config.foundation import GuardrailConfig
 # Prompt attacks only make sense on input: Bedrock requires the output strength to be NONE.
 INPUT_ONLY_FILTERS = frozenset({"PROMPT_ATTACK"})
 
+GUARDRAIL_KMS_DOC = "https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-permissions-kms.html"
+"""Bedrock user guide, "(Optional) Create a customer managed key for your guardrail": a role that uses an
+encrypted guardrail "during model inference or while invoking an agent" needs `kms:Decrypt` on the key."""
+BEDROCK_VIA_SERVICE_DOC = "https://docs.aws.amazon.com/bedrock/latest/userguide/sessions-encryption.html"
+"""Bedrock pages that scope a customer key to Bedrock write `kms:ViaService` as
+`bedrock.<region>.amazonaws.com` (also encryption-flows.html). The guardrail page shows no condition:
+the condition is our least-privilege choice, checked live by `make verify` (ApplyGuardrail as each role)."""
+APPLY_GUARDRAIL_SID = "ApplyGuardrail"
+DECRYPT_GUARDRAIL_SID = "DecryptGuardrailThroughBedrock"
+
+
+def grant_apply_guardrail(grantee: iam.IGrantable, guardrail: bedrock.CfnGuardrail) -> None:
+    """Let `grantee` apply `guardrail`: ApplyGuardrail, or Converse/InvokeModel with a guardrail config.
+
+    The one grant every consumer uses (agent runtime, LLM gateway task role, anything that evaluates
+    prompts or answers with the guardrail). It writes, into the grantee's own policy only:
+
+    - `bedrock:ApplyGuardrail` on the guardrail ARN (Bedrock user guide, guardrails-permissions.html);
+    - when the guardrail is encrypted with a customer-managed key, `kms:Decrypt` on that key
+      (GUARDRAIL_KMS_DOC), limited to calls made through Bedrock in the grantee's region.
+
+    The key is read from the guardrail itself (`kms_key_arn`), so the grant can never name a different
+    key than the one the guardrail is encrypted with. The key policy delegates to IAM (account root), so
+    nothing is added to the guardrails stack.
+
+    Args:
+        grantee: the role (or grantable) of the service that calls Bedrock with the guardrail.
+        guardrail: `GuardrailsStack.guardrail` (any stack: its ARN and key ARN are imported).
+    """
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid=APPLY_GUARDRAIL_SID,
+            actions=["bedrock:ApplyGuardrail"],
+            resources=[guardrail.attr_guardrail_arn],
+        )
+    )
+    if guardrail.kms_key_arn is None:
+        return  # an AWS-owned key: nothing for the caller to decrypt
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid=DECRYPT_GUARDRAIL_SID,
+            actions=["kms:Decrypt"],
+            resources=[guardrail.kms_key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"bedrock.{cdk.Aws.REGION}.amazonaws.com"}},
+        )
+    )
+
 
 def policy_hash(policy: GuardrailConfig) -> str:
     """A short, stable fingerprint of the whole guardrail policy (changes whenever any setting does)."""
@@ -82,22 +129,8 @@ class GuardrailsStack(FoundationStack):
         return self.guardrail_version.attr_version
 
     def grant_apply(self, grantee: iam.IGrantable) -> None:
-        """Let `grantee` apply this guardrail (ApplyGuardrail or Converse with guardrailConfig).
-
-        Args:
-            grantee: the role of the service that evaluates prompts and answers with the guardrail.
-        """
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=["bedrock:ApplyGuardrail"], resource_arns=[self.guardrail_arn]
-        )
-        # The guardrail is encrypted with our key: evaluating it needs Decrypt through Bedrock only.
-        grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt"],
-                resources=[self.key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"bedrock.{self.region}.amazonaws.com"}},
-            )
-        )
+        """Let `grantee` apply this guardrail: see `grant_apply_guardrail`."""
+        grant_apply_guardrail(grantee, self.guardrail)
 
     def _create_key(self) -> kms.Key:
         return kms.Key(

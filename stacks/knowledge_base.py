@@ -34,6 +34,7 @@ from stacks.compliance import (
     acknowledge,
     acknowledge_all,
     acknowledge_cdk_helpers,
+    nag_region_and_account,
 )
 from stacks.config import AppConfig
 from stacks.config.foundation import ChunkingConfig
@@ -678,6 +679,7 @@ class KnowledgeBaseStack(FoundationStack):
             "CDK's BucketDeployment copies the sample corpus from the CDK asset bucket into the docs bucket "
             "and prunes the sample-corpus/ prefix; CDK generates this grant and its action wildcards."
         )
+        region, account = nag_region_and_account(self)
         findings = [
             "AwsSolutions-IAM5[Action::s3:GetObject*]",
             "AwsSolutions-IAM5[Action::s3:GetBucket*]",
@@ -686,7 +688,7 @@ class KnowledgeBaseStack(FoundationStack):
             "AwsSolutions-IAM5[Action::s3:Abort*]",
             "AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-{account}-{region}/*]",
             docs_objects,
         ]
         acknowledge_all(function, dict.fromkeys(findings, reason))

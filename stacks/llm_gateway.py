@@ -32,6 +32,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_wafv2 as wafv2
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
@@ -51,8 +52,16 @@ from llm_gateway.config import (
     deployed_config,
     render_yaml,
 )
-from stacks.base import FoundationStack, retention
+from stacks.base import (
+    FoundationStack,
+    access_log_lifecycle,
+    aurora_postgres_engine,
+    postgres_engine,
+    retention,
+    tls_parameter_group,
+)
 from stacks.compliance import (
+    ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS,
     CDK_HELPER_ACKNOWLEDGEMENTS,
     acknowledge,
     acknowledge_all,
@@ -60,9 +69,10 @@ from stacks.compliance import (
 )
 from stacks.config import REPO_ROOT, AppConfig, ConfigError
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
-from stacks.guardrails import publish_in
+from stacks.guardrails import grant_apply_guardrail, publish_in
 
 CONTAINER_PORT = 4000
+SERVICE_DNS_NAME = "llm-gateway"  # the Cloud Map name of the tasks when llm_gateway.load_balancer is off
 DATABASE_PORT = 5433  # not the engine default (AwsSolutions-RDS11)
 REDIS_PORT = 6380  # not the engine default (AwsSolutions-AEC5)
 DATABASE_NAME = "litellm"
@@ -130,6 +140,7 @@ class LlmGatewayStack(FoundationStack):
                 "'self_hosted' (use external_endpoint for 'external')"
             )
         super().__init__(scope, config=config, **kwargs)
+        self._imported_secrets: list[secretsmanager.ISecret] = []
         self.vpc = vpc
         self.guardrail = guardrail
         # Published here, not imported: the guardrails stack's version export could never change otherwise.
@@ -143,7 +154,16 @@ class LlmGatewayStack(FoundationStack):
         self.database = self._create_database()
         self.cache = self._create_cache() if config.llm_gateway.cache else None
         self.config_asset, self.config_hash = self._create_config_asset()
-        self.load_balancer, self.listener, self.alb_security_group = self._create_load_balancer()
+        self.load_balancer: elbv2.ApplicationLoadBalancer | None = None
+        self.listener: elbv2.ApplicationListener | None = None
+        self.alb_security_group: ec2.SecurityGroup | None = None
+        self.namespace: servicediscovery.PrivateDnsNamespace | None = None
+        if config.llm_gateway.load_balancer:
+            self.load_balancer, self.listener, self.alb_security_group = self._create_load_balancer()
+        else:
+            self.namespace = servicediscovery.PrivateDnsNamespace(
+                self, "Namespace", name=f"{config.prefix}-llm.internal", vpc=vpc
+            )
         self.service, self.target_group = self._create_service()
         self.scaling = self._create_autoscaling()
         self._grant_model_access()
@@ -152,7 +172,8 @@ class LlmGatewayStack(FoundationStack):
             url=self.url,
             agent_key_secret=self.agent_key_secret,
             eval_key_secret=self.eval_key_secret,
-            security_group=self.alb_security_group,
+            # What a client's security group must reach: the load balancer, or the tasks themselves.
+            security_group=self.alb_security_group or self.service_security_group,
         )
         self._create_outputs()
         self._acknowledge_findings()
@@ -234,19 +255,13 @@ class LlmGatewayStack(FoundationStack):
             )
             for export in ("postgresql", "upgrade")
         ]
-        engine = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_16_11)
+        engine = postgres_engine()
         instance = rds.DatabaseInstance(
             self,
             "Database",
             instance_identifier=identifier,
             engine=engine,
-            parameter_group=rds.ParameterGroup(
-                self,
-                "DatabaseParameters",
-                engine=engine,
-                description="LiteLLM PostgreSQL: TLS required",
-                parameters={"rds.force_ssl": "1"},
-            ),
+            parameter_group=tls_parameter_group(self, engine, "LiteLLM PostgreSQL: TLS required"),
             instance_type=ec2.InstanceType(gateway.db_instance_class.removeprefix("db.")),
             allocated_storage=gateway.db_storage_gb,
             max_allocated_storage=gateway.db_max_storage_gb,  # storage autoscaling cap
@@ -274,8 +289,8 @@ class LlmGatewayStack(FoundationStack):
 
     def _create_database_cluster(self) -> rds.DatabaseCluster:
         gateway = self.config.llm_gateway
-        # 0 ACU (auto-pause) needs Aurora PostgreSQL 16.3+; 16.9 supports it.
-        engine = rds.DatabaseClusterEngine.aurora_postgres(version=rds.AuroraPostgresEngineVersion.VER_16_9)
+        # 0 ACU (auto-pause) needs Aurora PostgreSQL 16.3+; the shared version supports it.
+        engine = aurora_postgres_engine()
         readers = (
             [rds.ClusterInstance.serverless_v2("Reader", scale_with_writer=True)]
             if self.config.is_prod
@@ -296,6 +311,8 @@ class LlmGatewayStack(FoundationStack):
             "Database",
             cluster_identifier=cluster_identifier,
             engine=engine,
+            # The same TLS-only parameter group as every other database (it was missing here).
+            parameter_group=tls_parameter_group(self, engine, "LiteLLM PostgreSQL: TLS required"),
             writer=rds.ClusterInstance.serverless_v2("Writer"),
             readers=readers,
             serverless_v2_min_capacity=gateway.db_min_acu,
@@ -443,7 +460,7 @@ class LlmGatewayStack(FoundationStack):
 
     def _create_access_log_bucket(self) -> s3.Bucket:
         # ALB access logs support SSE-S3 only (not KMS).
-        return s3.Bucket(
+        bucket = s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -452,10 +469,12 @@ class LlmGatewayStack(FoundationStack):
             versioned=True,
             removal_policy=self.removal_policy,
             auto_delete_objects=not self.config.retain_data,
-            lifecycle_rules=[
-                s3.LifecycleRule(expiration=cdk.Duration.days(self.config.llm_gateway.log_retention_days))
-            ],
+            # Versioned: old versions expire too (they never did), like the Langfuse access-log bucket.
+            lifecycle_rules=[access_log_lifecycle(self.config.llm_gateway.log_retention_days)],
         )
+        # Only synthesized with a literal region (an environment-specific deploy): keep it nag-clean there.
+        acknowledge_all(bucket, ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS)
+        return bucket
 
     def _create_waf(self, load_balancer: elbv2.ApplicationLoadBalancer) -> wafv2.CfnWebACL:
         def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
@@ -536,11 +555,14 @@ class LlmGatewayStack(FoundationStack):
         gateway = self.config.llm_gateway
         if gateway.certificate_arn:
             return f"https://{gateway.hostname}"  # the name the certificate covers (validated with it)
+        if self.load_balancer is None:
+            assert self.namespace is not None
+            return f"http://{SERVICE_DNS_NAME}.{self.namespace.namespace_name}:{CONTAINER_PORT}"
         return f"http://{self.load_balancer.load_balancer_dns_name}"
 
     # --- service ------------------------------------------------------------------------------------
 
-    def _create_service(self) -> tuple[ecs.FargateService, elbv2.ApplicationTargetGroup]:
+    def _create_service(self) -> tuple[ecs.FargateService, elbv2.ApplicationTargetGroup | None]:
         gateway = self.config.llm_gateway
         self.cluster = ecs.Cluster(
             self,
@@ -593,8 +615,26 @@ class LlmGatewayStack(FoundationStack):
             ),
             readonly_root_filesystem=False,  # LiteLLM writes its Prisma client and UI build at start-up
             stop_timeout=cdk.Duration.seconds(30),
+            # Without a load balancer the container's own health decides which tasks Cloud Map serves
+            # (ECS reports it to Cloud Map). The image is Python: no curl or wget needed.
+            health_check=None
+            if self.listener is not None
+            else ecs.HealthCheck(
+                command=[
+                    "CMD-SHELL",
+                    'python3 -c "import urllib.request; urllib.request.urlopen('
+                    f"'http://127.0.0.1:{CONTAINER_PORT}{HEALTH_PATH}', timeout=5)\" || exit 1",
+                ],
+                interval=cdk.Duration.seconds(20),
+                timeout=cdk.Duration.seconds(10),
+                retries=3,
+                start_period=cdk.Duration.seconds(120),
+            ),
         )
         container.add_port_mappings(ecs.PortMapping(container_port=CONTAINER_PORT))
+        for imported in self._imported_secrets:  # ECS reads `secrets` with the execution role
+            self.grant_secret_key_decrypt(task_definition.obtain_execution_role(), imported)
+        load_balanced = self.listener is not None
         # Exactly the one config object (not the whole asset bucket).
         task_definition.task_role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -610,9 +650,17 @@ class LlmGatewayStack(FoundationStack):
             self,
             "ServiceSecurityGroup",
             vpc=self.vpc,
-            description="LiteLLM tasks: from the load balancer; out to Bedrock, database, cache",
+            description="LiteLLM tasks: from the load balancer; out to Bedrock, database, cache"
+            if load_balanced
+            else "LiteLLM tasks: from clients in the VPC; out to Bedrock, database, cache",
             allow_all_outbound=True,
         )
+        if not load_balanced:
+            # The same clients the internal load balancer admits: the VPC, on the gateway port.
+            cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
+            self.service_security_group.add_ingress_rule(
+                ec2.Peer.ipv4(cidr), ec2.Port.tcp(CONTAINER_PORT), "Gateway clients in the VPC"
+            )
         service = ecs.FargateService(
             self,
             "Service",
@@ -632,7 +680,16 @@ class LlmGatewayStack(FoundationStack):
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             min_healthy_percent=100,
             max_healthy_percent=200,
-            health_check_grace_period=cdk.Duration.seconds(120),
+            # ECS accepts a grace period only for a service behind a load balancer.
+            health_check_grace_period=cdk.Duration.seconds(120) if load_balanced else None,
+            cloud_map_options=None
+            if load_balanced
+            else ecs.CloudMapOptions(
+                name=SERVICE_DNS_NAME,
+                cloud_map_namespace=self.namespace,
+                dns_record_type=servicediscovery.DnsRecordType.A,
+                dns_ttl=cdk.Duration.seconds(10),
+            ),
         )
         assert self.database is not None
         self.database.connections.allow_from(
@@ -642,6 +699,8 @@ class LlmGatewayStack(FoundationStack):
             self.cache_security_group.add_ingress_rule(
                 self.service_security_group, ec2.Port.tcp(REDIS_PORT), "LiteLLM tasks"
             )
+        if self.listener is None:
+            return service, None
         target_group = self.listener.add_targets(
             "Litellm",
             port=CONTAINER_PORT,
@@ -696,6 +755,7 @@ class LlmGatewayStack(FoundationStack):
             secrets[ENV_REDIS_PASSWORD] = ecs.Secret.from_secrets_manager(self.cache_auth_secret)
         if self.langfuse is not None:
             keys = self.import_secret(self.langfuse.keys_secret, "LangfuseKeys")
+            self._imported_secrets.append(keys)
             secrets[ENV_LANGFUSE_PUBLIC_KEY] = ecs.Secret.from_secrets_manager(keys, "public_key")
             secrets[ENV_LANGFUSE_SECRET_KEY] = ecs.Secret.from_secrets_manager(keys, "secret_key")
         return secrets
@@ -712,13 +772,14 @@ class LlmGatewayStack(FoundationStack):
             scale_in_cooldown=cdk.Duration.minutes(5),
             scale_out_cooldown=cdk.Duration.minutes(1),
         )
-        scaling.scale_on_request_count(
-            "Requests",
-            requests_per_target=REQUESTS_PER_TASK_PER_MINUTE,
-            target_group=self.target_group,
-            scale_in_cooldown=cdk.Duration.minutes(5),
-            scale_out_cooldown=cdk.Duration.minutes(1),
-        )
+        if self.target_group is not None:  # request counts come from the load balancer
+            scaling.scale_on_request_count(
+                "Requests",
+                requests_per_target=REQUESTS_PER_TASK_PER_MINUTE,
+                target_group=self.target_group,
+                scale_in_cooldown=cdk.Duration.minutes(5),
+                scale_out_cooldown=cdk.Duration.minutes(1),
+            )
         return scaling
 
     # --- model permissions --------------------------------------------------------------------------
@@ -762,22 +823,8 @@ class LlmGatewayStack(FoundationStack):
             role.add_to_principal_policy(
                 iam.PolicyStatement(sid="InvokeModels", actions=actions, resources=direct)
             )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ApplyGuardrail",
-                actions=["bedrock:ApplyGuardrail"],
-                resources=[self.guardrail.attr_guardrail_arn],
-            )
-        )
-        if self.guardrail.kms_key_arn:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="DecryptGuardrailThroughBedrock",
-                    actions=["kms:Decrypt"],
-                    resources=[self.guardrail.kms_key_arn],
-                    conditions={"StringEquals": {"kms:ViaService": f"bedrock.{self.region}.amazonaws.com"}},
-                )
-            )
+        # LiteLLM applies the guardrail (ApplyGuardrail) around every call: the same grant as the agent's.
+        grant_apply_guardrail(role, self.guardrail)
 
     # --- bootstrap ----------------------------------------------------------------------------------
 
@@ -800,7 +847,10 @@ class LlmGatewayStack(FoundationStack):
             description="Gateway bootstrap: to the load balancer and AWS APIs",
             allow_all_outbound=False,
         )
-        listener_port = 443 if self.config.llm_gateway.certificate_arn else 80
+        if self.load_balancer is None:
+            listener_port = CONTAINER_PORT  # straight to the tasks
+        else:
+            listener_port = 443 if self.config.llm_gateway.certificate_arn else 80
         cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
         security_group.add_egress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(listener_port), "Gateway")
         security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager (HTTPS)")
@@ -855,19 +905,21 @@ class LlmGatewayStack(FoundationStack):
             },
         )
         resource.node.add_dependency(self.service)
-        resource.node.add_dependency(self.listener)
+        if self.listener is not None:
+            resource.node.add_dependency(self.listener)
         return resource
 
     # --- outputs and compliance ---------------------------------------------------------------------
 
     def _create_outputs(self) -> None:
         cdk.CfnOutput(self, "GatewayUrl", value=self.url, description="OpenAI-compatible base URL (add /v1)")
-        cdk.CfnOutput(
-            self,
-            "LoadBalancerDnsName",
-            value=self.load_balancer.load_balancer_dns_name,
-            description="Point llm_gateway.hostname here when using a certificate",
-        )
+        if self.load_balancer is not None:
+            cdk.CfnOutput(
+                self,
+                "LoadBalancerDnsName",
+                value=self.load_balancer.load_balancer_dns_name,
+                description="Point llm_gateway.hostname here when using a certificate",
+            )
         cdk.CfnOutput(
             self,
             "AgentKeySecretArn",
@@ -922,7 +974,8 @@ class LlmGatewayStack(FoundationStack):
             )
         self._acknowledge_secrets()
         self._acknowledge_database()
-        self._acknowledge_load_balancer()
+        if self.load_balancer is not None:
+            self._acknowledge_load_balancer()
         self._acknowledge_task()
         if self.cache is not None:
             acknowledge(
@@ -1011,6 +1064,7 @@ class LlmGatewayStack(FoundationStack):
                 "Access logs need the region's ELB log-delivery principal, unknown in an environment-agnostic "
                 "synth (set environment.region to enable them); LiteLLM's spend logs record every request."
             )
+        assert self.load_balancer is not None
         acknowledge_all(self.load_balancer, findings)
 
     def _acknowledge_task(self) -> None:

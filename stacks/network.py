@@ -55,7 +55,7 @@ class NetworkStack(FoundationStack):
             "Vpc",
             vpc_name=self.resource_name("vpc"),
             ip_addresses=ec2.IpAddresses.cidr(network.cidr),
-            max_azs=network.max_azs,
+            **self._zones(),
             nat_gateways=network.nat_gateways,
             nat_gateway_provider=self.nat_provider,
             restrict_default_security_group=True,
@@ -83,6 +83,19 @@ class NetworkStack(FoundationStack):
         if isinstance(self.nat_provider, ec2.NatInstanceProviderV2):
             self._harden_nat_instances(self.nat_provider)
         return vpc
+
+    def _zones(self) -> dict[str, Any]:
+        """`max_azs`, or, when the AgentCore runtime is pinned to AZ ids, explicit zones starting with its.
+
+        AgentCore Runtime accepts subnets only in listed AZ IDs (stacks/config/agentcore.py); the VPC is
+        then built in those zones (their account-specific names from network.az_names) and filled up to
+        max_azs with the region's other zones. Changing the zones of a deployed VPC replaces its subnets.
+        """
+        pinned = list(self.config.runtime_az_names)
+        if not pinned:
+            return {"max_azs": self.config.network.max_azs}
+        others = [zone for zone in self.availability_zones if zone not in pinned]
+        return {"availability_zones": (pinned + others)[: self.config.network.max_azs]}
 
     def _nat_provider(self) -> ec2.NatProvider | None:
         """NAT gateways (managed, one per AZ in prod) or small Graviton NAT instances (dev)."""

@@ -31,10 +31,22 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
-from stacks.base import FoundationStack, retention
-from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers
+from stacks.base import (
+    FoundationStack,
+    access_log_lifecycle,
+    aurora_postgres_engine,
+    postgres_engine,
+    retention,
+    tls_parameter_group,
+)
+from stacks.compliance import (
+    ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS,
+    acknowledge,
+    acknowledge_all,
+    acknowledge_cdk_helpers,
+)
 from stacks.config import AppConfig, ConfigError
-from stacks.config.observability import ServiceSize
+from stacks.config.observability import ServiceSize, node_options
 from stacks.contracts import LangfuseConnection
 
 WEB_PORT = 3000
@@ -229,14 +241,7 @@ class ObservabilityStack(FoundationStack):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=self.removal_policy,
             auto_delete_objects=not self.config.retain_data,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=cdk.Duration.days(90 if self.config.is_prod else 14),
-                    noncurrent_version_expiration=cdk.Duration.days(1),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
+            lifecycle_rules=[access_log_lifecycle(90 if self.config.is_prod else 14)],
         )
 
     def _data_bucket(self, construct_id: str, purpose: str, expire_days: int | None) -> s3.Bucket:
@@ -350,9 +355,7 @@ class ObservabilityStack(FoundationStack):
         }
         database: rds.DatabaseCluster | rds.DatabaseInstance
         if kind == "cluster":
-            engine = rds.DatabaseClusterEngine.aurora_postgres(
-                version=rds.AuroraPostgresEngineVersion.VER_16_8
-            )
+            engine = aurora_postgres_engine()
             readers = [
                 rds.ClusterInstance.serverless_v2(f"reader{index}", scale_with_writer=True)
                 for index in range(1, settings.db_readers + 1)
@@ -372,7 +375,7 @@ class ObservabilityStack(FoundationStack):
                 **common,
             )
         else:
-            engine_version = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_16_11)
+            engine_version = postgres_engine()
             database = rds.DatabaseInstance(
                 self,
                 "Database",
@@ -395,13 +398,7 @@ class ObservabilityStack(FoundationStack):
         return database
 
     def _tls_parameters(self, engine: rds.IEngine) -> rds.ParameterGroup:
-        return rds.ParameterGroup(
-            self,
-            "DatabaseParameters",
-            engine=engine,
-            description="Langfuse PostgreSQL: TLS required",
-            parameters={"rds.force_ssl": "1"},
-        )
+        return tls_parameter_group(self, engine, "Langfuse PostgreSQL: TLS required")
 
     @property
     def database_host(self) -> str:
@@ -738,6 +735,7 @@ class ObservabilityStack(FoundationStack):
             **self._shared_environment(),
             "HOSTNAME": "0.0.0.0",  # noqa: S104  # Next.js binds HOSTNAME; ECS sets it to the task's name
             "PORT": str(WEB_PORT),
+            "NODE_OPTIONS": node_options(settings.web.memory_mib),
             "NEXTAUTH_URL": self.url,
             "AUTH_DISABLE_SIGNUP": "true",
             "LANGFUSE_CSP_ENFORCE_HTTPS": "true",
@@ -796,7 +794,12 @@ class ObservabilityStack(FoundationStack):
         task.add_container(
             "worker",
             image=ecs.ContainerImage.from_registry(settings.langfuse_worker_image),
-            environment={**self._shared_environment(), "HOSTNAME": "0.0.0.0", "PORT": str(WORKER_PORT)},  # noqa: S104
+            environment={
+                **self._shared_environment(),
+                "HOSTNAME": "0.0.0.0",  # noqa: S104
+                "PORT": str(WORKER_PORT),
+                "NODE_OPTIONS": node_options(settings.worker.memory_mib),
+            },
             secrets=self._shared_secrets(),
             port_mappings=[ecs.PortMapping(container_port=WORKER_PORT, name="http")],
             health_check=ecs.HealthCheck(
@@ -889,17 +892,7 @@ class ObservabilityStack(FoundationStack):
                 self.database,
                 {"AwsSolutions-RDS3": single_az, "NIST.800.53.R5-RDSMultiAZSupport": single_az},
             )
-        acknowledge_all(
-            self.access_logs_bucket,
-            {
-                "AwsSolutions-S1": "This bucket is the access-log target itself; logging it to itself would loop.",
-                "NIST.800.53.R5-S3BucketLoggingEnabled": "This bucket is the access-log target itself.",
-                "NIST.800.53.R5-S3DefaultEncryptionKMS": "ALB access-log delivery supports SSE-S3 only; the "
-                "bucket is encrypted with SSE-S3, SSL-only and private.",
-                "NIST.800.53.R5-S3BucketReplicationEnabled": "Access logs are kept for a bounded period; "
-                "cross-region replication is not required for them.",
-            },
-        )
+        acknowledge_all(self.access_logs_bucket, ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS)
         for bucket in self.buckets.values():
             acknowledge(
                 bucket,

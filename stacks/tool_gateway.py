@@ -28,19 +28,27 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.base import retention
-from stacks.compliance import acknowledge, acknowledge_all
+from stacks.compliance import acknowledge, acknowledge_all, nag_region_account
 from stacks.config import AppConfig
 from tools import specs
 from tools.tickets import DynamoTicketRepository
 from tools.web_search import openapi_document
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# MCP protocol versions the tool gateway accepts: exactly the ones AgentCore Gateway documents
+# ("AgentCore Gateway supports the following MCP versions: 2026-07-28, 2025-11-25, 2025-06-18, and
+# 2025-03-26", https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-using.html, read
+# 2026-12-01). CloudFormation takes any strings (AWS::BedrockAgentCore::Gateway MCPGatewayConfiguration
+# SupportedVersions, "Array of String"): a version the service rejects fails the deploy, loudly.
+# 2026-07-28 is the stateless revision (no initialize); the pinned `mcp` client negotiates 2025-11-25.
+GATEWAY_MCP_VERSIONS: tuple[str, ...] = ("2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28")
 TARGET_NAMES: dict[specs.Target, str] = {
     "tickets": "tickets",
     "knowledge": "knowledge",
     "web_search": "web-search",
 }
-ACTOR_TARGETS: tuple[specs.Target, ...] = ("tickets",)
+# The targets whose tools receive the verified caller (declared in their gateway schema, set by the interceptor).
+ACTOR_TARGETS: tuple[specs.Target, ...] = tuple(sorted(specs.IDENTITY_TARGETS))
 _SCHEMA_TYPES = {
     "string": agentcore.SchemaDefinitionType.STRING,
     "integer": agentcore.SchemaDefinitionType.INTEGER,
@@ -96,10 +104,18 @@ def _describe(schema: Mapping[str, Any]) -> str:
 
 
 def tool_definitions(target: specs.Target) -> list[agentcore.ToolDefinition]:
-    """The gateway tool definitions of one target, built from tools/specs.py."""
+    """The gateway tool definitions of one target, built from tools/specs.py.
+
+    Identity targets publish `gateway_input_schema`, which declares the identity argument: a Lambda target
+    receives the tool's declared input properties as its event (AgentCore Gateway developer guide, "Lambda
+    function input format": https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-add-target-lambda.html).
+    The RESPONSE interceptor removes the argument from every listing, so clients never see it.
+    """
     return [
         agentcore.ToolDefinition(
-            name=tool.name, description=tool.description, input_schema=schema_definition(tool.input_schema)
+            name=tool.name,
+            description=tool.description,
+            input_schema=schema_definition(tool.gateway_input_schema),
         )
         for tool in specs.specs_for(target)
     ]
@@ -317,7 +333,8 @@ class ToolGateway(Construct):
             "InterceptorFunction",
             function="interceptor",
             tool_modules=[],
-            description="Tool gateway REQUEST interceptor: verifies X-Actor-Token and sets _actor",
+            description="Tool gateway interceptor: verifies X-Actor-Token, sets the caller identity argument "
+            "on requests and removes it from tool listings",
             environment={
                 "USER_POOL_ISSUER": issuer,
                 "ACTOR_CLIENT_IDS": cdk.Fn.join(
@@ -330,28 +347,36 @@ class ToolGateway(Construct):
     # --- gateway and targets -------------------------------------------------------------------
 
     def _create_gateway(self) -> agentcore.Gateway:
-        return agentcore.Gateway(
+        gateway = agentcore.Gateway(
             self,
             "Gateway",
             gateway_name=f"{self._config.prefix}-tools",
             description="Tools of the Agentic AI Foundation agent (MCP)",
             protocol_configuration=agentcore.GatewayProtocol.mcp(
                 instructions="Support tools: tickets, knowledge base search and (when enabled) web search.",
-                supported_versions=[
-                    agentcore.MCPProtocolVersion.MCP_2025_03_26,
-                    agentcore.MCPProtocolVersion.MCP_2025_06_18,
-                ],
+                # The L2 enum lags the service (2025-03-26 and 2025-06-18 only): the documented list,
+                # GATEWAY_MCP_VERSIONS, is written into the template below (L1 escape hatch).
+                supported_versions=[agentcore.MCPProtocolVersion.MCP_2025_03_26],
             ),
             authorizer_configuration=agentcore.GatewayAuthorizer.using_cognito(
                 user_pool=self._inputs.user_pool,
                 allowed_clients=[self._inputs.gateway_client],
                 allowed_scopes=[self._inputs.tools_scope],
             ),
+            # One function, both interception points (it tells them apart by the documented payload: only a
+            # RESPONSE event has `mcp.gatewayResponse`). The L2's bind() grants the gateway role
+            # lambda:InvokeFunction on it. The RESPONSE side gets no request headers (it needs no token).
+            # https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-interceptors-types.html
             interceptor_configurations=[
-                agentcore.LambdaInterceptor.for_request(self.interceptor_function, pass_request_headers=True)
+                agentcore.LambdaInterceptor.for_request(self.interceptor_function, pass_request_headers=True),
+                agentcore.LambdaInterceptor.for_response(self.interceptor_function),
             ],
             kms_key=self._inputs.key,
         )
+        cfn = gateway.node.default_child
+        assert isinstance(cfn, cdk.CfnResource)
+        cfn.add_property_override("ProtocolConfiguration.Mcp.SupportedVersions", list(GATEWAY_MCP_VERSIONS))
+        return gateway
 
     def _create_targets(self) -> dict[specs.Target, agentcore.GatewayTarget]:
         targets: dict[specs.Target, agentcore.GatewayTarget] = {
@@ -412,15 +437,16 @@ class ToolGateway(Construct):
             "Query on the tickets table's own local secondary index (by_created); no other table.",
         )
         gateway_role = self.gateway.role
+        where = nag_region_account(cdk.Stack.of(self))
         gateway_findings = {
             "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": "Written by the Gateway L2's grant on this stack's own "
             "data key; scoped to that one key.",
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": "Written by the Gateway L2's grant on this stack's "
             "own data key; scoped to that one key.",
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock-agentcore:<AWS::Region>:<AWS::AccountId>:"
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock-agentcore:{where}:"
             f"workload-identity-directory/default/workload-identity/{self.gateway.gateway_name}-*]": "The gateway's "
             "own workload identity, whose suffix AgentCore generates at creation.",
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:"
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:{where}:"
             "secret:bedrock-agentcore-identity!*]": "AgentCore Identity stores the API-key credential in a secret "
             "whose name it generates; the prefix limits access to AgentCore-managed credentials.",
         }

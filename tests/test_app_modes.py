@@ -95,3 +95,46 @@ def test_agent_tracing_follows_the_observability_mode(assembly: Path) -> None:
     else:
         assert "LANGFUSE_HOST" not in environment
     assert environment["DISABLE_ADOT_OBSERVABILITY"] == "true"  # in every mode
+
+
+# --- a concrete account and region, as a real first deploy synthesizes it ------------------------------
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+ZONE_LOOKUP = {
+    f"availability-zones:account={ACCOUNT}:region={REGION}": ["us-east-1a", "us-east-1b", "us-east-1c"]
+}
+
+
+@pytest.fixture(scope="module")
+def environment_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """prod with every component, a literal account/region and the runtime pinned to AgentCore's zones.
+
+    cdk-nag renders a literal region/account in finding ids (not `<AWS::Region>`), so acknowledgements
+    written for an environment-agnostic synth alone would leave a real deploy's synth red."""
+    import aws_cdk as cdk
+
+    import app as foundation_app
+    from stacks.compliance import apply_cost_tags, enable_compliance_checks
+
+    config = test_config(
+        "prod",
+        environment={"account": ACCOUNT, "region": REGION},
+        components={"web_search": True},
+        agentcore={"runtime_az_ids": "use1-az1,use1-az2"},
+        network={"az_names": {"use1-az1": "us-east-1b", "use1-az2": "us-east-1c"}},
+    )
+    outdir = tmp_path_factory.mktemp("app-prod-environment")
+    app = cdk.App(outdir=str(outdir), context=ZONE_LOOKUP)
+    foundation_app.build(app, config)
+    apply_cost_tags(app, config)
+    enable_compliance_checks(app)
+    app.synth()
+    return outdir
+
+
+def test_environment_specific_synth_passes_every_gate(environment_assembly: Path) -> None:
+    assert read_validation_report(environment_assembly).unacknowledged == ()
+    errors = [e for path in stack_templates(environment_assembly).values() for e in lint_template(path)[0]]
+    assert errors == []
+    rendered = json.dumps(_templates(environment_assembly)["aaf-agentcore"])
+    assert "<AWS::Region>" not in rendered and ACCOUNT in rendered

@@ -53,6 +53,22 @@ class NetworkConfig(Section):
     nat_instance_type: str = Field(default="t4g.nano", pattern=r"^t4g\.(nano|micro|small|medium)$")
     interface_endpoints: bool = True
     flow_log_retention_days: int = 30
+    # AZ ID -> AZ name in the target account (names are shuffled per account, ids are not), for the zones
+    # named in agentcore.runtime_az_ids. Print the mapping with
+    #   aws ec2 describe-availability-zones --region <region> --query 'AvailabilityZones[].[ZoneId,ZoneName]'
+    az_names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("az_names")
+    @classmethod
+    def _az_names_are_ids_to_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for az_id, name in value.items():
+            if not re.match(r"^[a-z]{2,5}\d-az\d{1,2}$", az_id):
+                raise ValueError(f"key {az_id!r} is not an Availability Zone ID such as use1-az1")
+            if not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$", name):
+                raise ValueError(f"{az_id}: {name!r} is not an Availability Zone name such as us-east-1a")
+        if len(set(value.values())) != len(value):
+            raise ValueError("maps two zone ids to the same name")
+        return value
 
     @field_validator("cidr")
     @classmethod

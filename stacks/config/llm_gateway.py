@@ -63,6 +63,10 @@ class LlmGatewayConfig(Section):
     db_max_acu: float = Field(default=2.0, ge=1.0, le=256)
     cache: bool = False
     public: bool = False
+    # Entry: an internal ALB (health-checked targets, request-count scaling, 5xx alarms), or none: the
+    # tasks register in a private Cloud Map DNS name (http://llm-gateway.<prefix>-llm.internal:4000) that
+    # clients in the VPC resolve; saves the ALB (~$16/month), for dev. public/certificate need the ALB.
+    load_balancer: bool = True
     log_retention_days: int = 30
     team_budgets: tuple[TeamBudget, ...] = (
         TeamBudget(team="support", max_budget_usd=200.0),
@@ -106,6 +110,10 @@ class LlmGatewayConfig(Section):
         if self.public and self.certificate_arn is None:
             raise ValueError(
                 "certificate_arn: a public gateway needs an ACM certificate for its HTTPS listener"
+            )
+        if not self.load_balancer and (self.public or self.certificate_arn is not None):
+            raise ValueError(
+                "load_balancer: a public or HTTPS gateway is served by its load balancer; set it to true"
             )
         if self.certificate_arn is not None and self.hostname is None:
             raise ValueError("hostname: an HTTPS gateway needs the DNS name its certificate covers")

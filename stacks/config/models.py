@@ -42,27 +42,12 @@ class ModelEntry(Section):
 class ModelCatalogConfig(Section):
     """Aliases served by the gateway, which alias the agent and the judge use, and retry policy."""
 
-    entries: tuple[ModelEntry, ...] = (
-        ModelEntry(
-            alias="claude-sonnet",
-            provider="bedrock",
-            model_id="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-            fallbacks=("claude-haiku",),
-            rpm=60,
-            tpm=200_000,
-        ),
-        ModelEntry(
-            alias="claude-haiku",
-            provider="bedrock",
-            model_id="us.anthropic.claude-haiku-4-5-20251001-v1:0",
-            fallbacks=("nova-pro",),
-            rpm=120,
-            tpm=400_000,
-        ),
-        ModelEntry(alias="nova-pro", provider="bedrock", model_id="us.amazon.nova-pro-v1:0", rpm=120),
-    )
-    agent_alias: str = "claude-sonnet"
-    judge_alias: str = "claude-haiku"
+    # No defaults here: the catalog (entries, agent_alias, judge_alias) is in config/foundation.yaml
+    # under `defaults.models`; this class is its schema. A profile's or a `-c models.entries=[...]`
+    # list replaces the whole list (lists are not merged).
+    entries: tuple[ModelEntry, ...]
+    agent_alias: str
+    judge_alias: str
     num_retries: int = Field(default=2, ge=0, le=10)
     request_timeout_seconds: int = Field(default=120, ge=5, le=900)
     cooldown_seconds: int = Field(default=30, ge=0, le=3600)

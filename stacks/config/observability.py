@@ -44,6 +44,35 @@ class ServiceSize(Section):
         return self
 
 
+# Langfuse web and worker: "2 CPU, 4 GiB Memory" minimum each (Langfuse self-hosting, Scaling,
+# https://langfuse.com/self-hosting/configuration/scaling; the containers page,
+# https://langfuse.com/self-hosting/deployment/infrastructure/containers, says "For production
+# environments, we recommend to use at least 2 CPUs and 4 GB of RAM"). Memory is a hard floor here (a
+# Node.js heap that does not fit crashes the task); dev may run 1 vCPU (slower, not broken).
+LANGFUSE_MIN_MEMORY_MIB = 4096
+LANGFUSE_MIN_CPU = 1024
+NODE_HEAP_FRACTION = 0.75
+
+
+def node_heap_mib(memory_mib: int) -> int:
+    """The V8 old-space limit for a Node.js container of `memory_mib`: 75 % of it, leaving the rest to
+    the non-heap memory (buffers, code, native allocations).
+
+    Node.js CLI docs (--max-old-space-size): "On a machine with 2 GiB of memory, consider setting this to
+    1536 (1.5 GiB) to leave some memory for other uses and avoid swapping"
+    (https://nodejs.org/api/cli.html#--max-old-space-sizesize-in-mib). Without the flag Node caps the heap
+    near 1.7 GiB whatever the container has (Langfuse containers page, "Node.js memory settings").
+    """
+    if memory_mib < 1024:
+        raise ValueError(f"memory_mib: {memory_mib} MiB is too small for a Node.js service")
+    return int(memory_mib * NODE_HEAP_FRACTION)
+
+
+def node_options(memory_mib: int) -> str:
+    """NODE_OPTIONS for a Langfuse container of `memory_mib` (see `node_heap_mib`)."""
+    return f"--max-old-space-size={node_heap_mib(memory_mib)}"
+
+
 class ObservabilityConfig(Section):
     """Langfuse v3 on ECS Fargate (self_hosted), Langfuse elsewhere (external), plus alarm thresholds."""
 
@@ -57,8 +86,8 @@ class ObservabilityConfig(Section):
     clickhouse_image: str = Field(default="docker.io/clickhouse/clickhouse-server:25.8", min_length=3)
 
     # self-hosted mode: sizes
-    web: ServiceSize = ServiceSize(cpu=1024, memory_mib=2048, tasks=1)
-    worker: ServiceSize = ServiceSize(cpu=512, memory_mib=1024, tasks=1)
+    web: ServiceSize = ServiceSize(cpu=2048, memory_mib=4096, tasks=1)
+    worker: ServiceSize = ServiceSize(cpu=2048, memory_mib=4096, tasks=1)
     clickhouse: ServiceSize = ServiceSize(cpu=1024, memory_mib=4096, tasks=1)
     fargate_spot: bool = False
     container_insights: bool = False
@@ -104,6 +133,18 @@ class ObservabilityConfig(Section):
         if not EMAIL_PATTERN.match(value):
             raise ValueError(f"{value!r} is not an email address")
         return value
+
+    @model_validator(mode="after")
+    def _langfuse_sizes(self) -> ObservabilityConfig:
+        for name in ("web", "worker"):
+            size: ServiceSize = getattr(self, name)
+            if size.memory_mib < LANGFUSE_MIN_MEMORY_MIB or size.cpu < LANGFUSE_MIN_CPU:
+                raise ValueError(
+                    f"{name}: Langfuse {name} needs at least {LANGFUSE_MIN_MEMORY_MIB} MiB and "
+                    f"{LANGFUSE_MIN_CPU} CPU units (documented minimum 2 vCPU / 4 GiB; got {size.cpu} / "
+                    f"{size.memory_mib})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _ranges(self) -> ObservabilityConfig:

@@ -48,8 +48,9 @@ def test_profile_is_read_from_the_templates(estimate: Estimate) -> None:
 def test_dev_langfuse_idle_cost(estimate: Estimate) -> None:
     hours = 730
     spot = (
-        (0.5 * 0.01334053 + 1 * 0.00146489)  # web 0.5 vCPU / 1 GB
-        + (0.5 * 0.01334053 + 1 * 0.00146489)  # worker 0.5 vCPU / 1 GB
+        # web and worker: 1 vCPU / 4 GB each in dev (Langfuse's documented 4 GiB; 1 of its 2 vCPU)
+        (1 * 0.01334053 + 4 * 0.00146489)
+        + (1 * 0.01334053 + 4 * 0.00146489)
         + (0.5 * 0.01334053 + 2 * 0.00146489)  # ClickHouse 0.5 vCPU / 2 GB
     )
     expected = (
@@ -104,7 +105,8 @@ def test_dev_gateway_idle_cost(gateway_estimate: Estimate) -> None:
         (0.5 * 0.01334053 + 2 * 0.00146489) * hours  # LiteLLM 0.5 vCPU / 2 GB on Fargate Spot (x86)
         + 0.016 * hours  # PostgreSQL db.t4g.micro, single AZ
         + 20 * 0.115  # its 20 GB gp3 storage
-        + 0.0225 * hours  # internal ALB
+        # no ALB in dev (llm_gateway.load_balancer: false): a Cloud Map private zone instead
+        + 0.50
         + 6 * 0.40  # secrets: master key and its body, salt, two virtual keys, database
         + 1.00  # KMS key
         + 5 * (0.05 * 0.50 + 0.05 * 0.03)  # five idle log groups, 30-day retention; no Container Insights

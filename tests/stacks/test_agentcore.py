@@ -21,14 +21,15 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 
 from scripts.synth_summary import lint_template
-from stacks.agentcore import AGENT_DIR, MEMORY_NAMESPACES, TOOLS_SCOPE, AgentCoreStack, url_port
+from stacks.agentcore import AGENT_DIR, MEMORY_NAMESPACES, TOOLS_SCOPE, AgentCoreStack
 from stacks.compliance import acknowledge_all, enable_compliance_checks, read_validation_report
 from stacks.config import AppConfig
-from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
+from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint, url_port
 from stacks.identity import IdentityStack
 from stacks.network import NetworkStack
-from stacks.tool_gateway import schema_definition
+from stacks.tool_gateway import GATEWAY_MCP_VERSIONS, schema_definition
 from tests.factories import test_config
+from tests.stacks.test_guardrails import assert_may_apply_guardrail
 from tests.support.cdk import standin_knowledge_base
 from tools import specs
 from tools.web_search import openapi_document
@@ -60,20 +61,30 @@ def agent_source(directory: Path, marker: str = "v1") -> Path:
     return directory
 
 
-def synth(outdir: Path, config: AppConfig, agent_dir: Path, langfuse: bool = True) -> Synth:
-    app = cdk.App(outdir=str(outdir))
+def synth(
+    outdir: Path,
+    config: AppConfig,
+    agent_dir: Path,
+    langfuse: bool = True,
+    context: dict[str, Any] | None = None,
+) -> Synth:
+    app = cdk.App(outdir=str(outdir), context=context)
     network = NetworkStack(app, config=config)
     identity = IdentityStack(app, config=config)
-    standins = cdk.Stack(app, "StandIns")
+    env = cdk.Environment(account=config.environment.account, region=config.environment.region)
+    standins = cdk.Stack(app, "StandIns", env=env)
     knowledge_base = standin_knowledge_base(
         standins, "arn:aws:s3vectors:us-east-1:123456789012:bucket/docs/index/chunks"
     )
+    # Like the real one (GuardrailsStack), the guardrail is encrypted with a customer-managed key.
+    guardrail_key = kms.Key(standins, "GuardrailKey", enable_key_rotation=True)
     guardrail = bedrock.CfnGuardrail(
         standins,
         "Guardrail",
         name="guardrail",
         blocked_input_messaging="blocked",
         blocked_outputs_messaging="blocked",
+        kms_key_arn=guardrail_key.key_arn,
         content_policy_config=bedrock.CfnGuardrail.ContentPolicyConfigProperty(
             filters_config=[
                 bedrock.CfnGuardrail.ContentFilterConfigProperty(
@@ -247,6 +258,8 @@ def test_runtime_environment_follows_the_agent_api_contract(template: Template) 
         "DISABLE_ADOT_OBSERVABILITY",
         "AGENT_ENVIRONMENT",
         "AGENT_SERVICE_NAME",
+        "AGENT_TURN_DEADLINE_SECONDS",
+        "AGENT_TOOL_TIMEOUT_SECONDS",
     }
     assert env["AGENT_MODE"] == "agentcore"
     assert env["LLM_GATEWAY_URL"] == LLM_URL
@@ -262,6 +275,32 @@ def test_runtime_environment_follows_the_agent_api_contract(template: Template) 
 def test_runtime_disables_agentcore_adot_export(template: Template) -> None:
     # docs/tracing-contract.md: the agent exports to Langfuse itself; ADOT would duplicate every span.
     assert runtime_env(template)["DISABLE_ADOT_OBSERVABILITY"] == "true"
+
+
+def test_runtime_turns_are_bounded_from_config_and_the_agent_accepts_the_values(template: Template) -> None:
+    """The deadline the runtime gets is the config's, and the agent's own settings parser takes it."""
+    from agent.settings import Settings
+
+    env = runtime_env(template)
+    agent = test_config("dev").agentcore
+    assert float(env["AGENT_TURN_DEADLINE_SECONDS"]) == agent.turn_deadline_seconds == 45
+    assert float(env["AGENT_TOOL_TIMEOUT_SECONDS"]) == agent.agent_tool_timeout_seconds == 20
+    limits = {k: v for k, v in env.items() if k.startswith("AGENT_") and isinstance(v, str)}
+    local = {
+        "AGENT_MODE": "local",
+        "LLM_GATEWAY_URL": LLM_URL,
+        "TOOL_GATEWAY_URL": "http://127.0.0.1:8000/mcp",
+        "LLM_GATEWAY_KEY": "local-key",
+    }
+    settings = Settings.from_env({**limits, **local, "MODEL_ALIAS": env["MODEL_ALIAS"]})
+    assert (settings.turn_deadline_seconds, settings.tool_timeout_seconds) == (45.0, 20.0)
+
+
+def test_a_tool_timeout_at_or_over_the_turn_deadline_is_refused() -> None:
+    from stacks.config import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match="agent_tool_timeout_seconds"):
+        test_config("dev", agentcore={"turn_deadline_seconds": 20, "agent_tool_timeout_seconds": 20})
 
 
 def test_runtime_traces_carry_the_profile_as_environment(template: Template) -> None:
@@ -341,6 +380,92 @@ def test_runtime_runs_in_the_service_subnets_with_its_security_group(template: T
     assert all("servicesSubnet" in imported(s) for s in network["NetworkModeConfig"]["Subnets"])
     group = network["NetworkModeConfig"]["SecurityGroups"][0]["Fn::GetAtt"][0]
     assert group.startswith("RuntimeSecurityGroup")
+
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+# What `cdk synth` would cache from the account's zone lookup (names only: AZ IDs are not looked up).
+ZONE_LOOKUP = {
+    f"availability-zones:account={ACCOUNT}:region={REGION}": ["us-east-1a", "us-east-1b", "us-east-1c"]
+}
+# This account's names for the zones (shuffled per account): us-east-1b is use1-az6, which AgentCore
+# does not accept (stacks/config/agentcore.py AGENTCORE_RUNTIME_AZ_IDS).
+AZ_NAMES = {"use1-az4": "us-east-1a", "use1-az6": "us-east-1b", "use1-az1": "us-east-1c"}
+
+
+def pinned_config(az_ids: str, **network: Any) -> AppConfig:
+    return test_config(
+        "dev",
+        environment={"account": ACCOUNT, "region": REGION},
+        agentcore={"runtime_az_ids": az_ids},
+        network={"az_names": AZ_NAMES, **network},
+        components={"web_search": False, "observability": "disabled"},
+    )
+
+
+@pytest.fixture(scope="module")
+def pinned(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    root = tmp_path_factory.mktemp("agentcore-pinned")
+    config = pinned_config("use1-az1")
+    return synth(root / "out", config, agent_source(root / "agent"), langfuse=False, context=ZONE_LOOKUP)
+
+
+def network_stack(synthesized: Synth) -> cdk.Stack:
+    app = synthesized.stack.node.scope
+    assert app is not None
+    network = app.node.find_child("aaf-network")
+    assert isinstance(network, cdk.Stack)
+    return network
+
+
+def runtime_subnet_zones(synthesized: Synth) -> set[str]:
+    """The AZ names of the subnets the runtime is configured with (read from the network template)."""
+    network = Template.from_stack(network_stack(synthesized)).to_json()
+    exports = {
+        output["Export"]["Name"]: output["Value"]["Ref"]
+        for output in network.get("Outputs", {}).values()
+        if "Export" in output
+    }
+    runtime = only(synthesized.template, "AWS::BedrockAgentCore::Runtime")
+    zones = set()
+    for subnet in runtime["NetworkConfiguration"]["NetworkModeConfig"]["Subnets"]:
+        logical_id = exports[imported(subnet)]
+        assert "servicesSubnet" in logical_id
+        zones.add(network["Resources"][logical_id]["Properties"]["AvailabilityZone"])
+    return zones
+
+
+def test_runtime_subnets_are_only_in_the_configured_az_ids(pinned: Synth) -> None:
+    assert runtime_subnet_zones(pinned) == {
+        "us-east-1c"
+    }  # use1-az1 in this account; not the VPC's other zone
+
+
+def test_vpc_is_built_in_the_runtime_zones_first(pinned: Synth) -> None:
+    vpc = network_stack(pinned)
+    zones = {
+        resource["Properties"]["AvailabilityZone"]
+        for resource in Template.from_stack(vpc).find_resources("AWS::EC2::Subnet").values()
+    }
+    # max_azs is 2 in dev: the runtime's zone first, then the region's first other zone from the lookup.
+    assert zones == {"us-east-1c", "us-east-1a"}
+
+
+def test_without_az_ids_the_runtime_uses_every_services_subnet(without_web_search: Synth) -> None:
+    runtime = only(without_web_search.template, "AWS::BedrockAgentCore::Runtime")
+    assert len(runtime["NetworkConfiguration"]["NetworkModeConfig"]["Subnets"]) == 2
+
+
+def test_a_zone_the_vpc_lacks_is_named(tmp_path: Path) -> None:
+    # One pinned zone, three-AZ VPC: fine. But a mapping naming a zone outside the region's lookup fails.
+    config = test_config(
+        "dev",
+        environment={"account": ACCOUNT, "region": REGION},
+        agentcore={"runtime_az_ids": "use1-az2"},
+        network={"az_names": {"use1-az2": "us-east-1f"}},
+        components={"web_search": False, "observability": "disabled"},
+    )
+    with pytest.raises(Exception, match=r"us-east-1f"):
+        synth(tmp_path / "out", config, agent_source(tmp_path / "agent"), langfuse=False, context=ZONE_LOOKUP)
 
 
 def test_runtime_may_reach_the_llm_gateway_port(template: Template) -> None:
@@ -464,6 +589,32 @@ def test_gateway_speaks_mcp_and_is_encrypted(template: Template) -> None:
     assert gateway["KmsKeyArn"]["Fn::GetAtt"][0].startswith("DataKey")
 
 
+# AgentCore developer guide, gateway-using.html: "AgentCore Gateway supports the following MCP versions:
+# 2026-07-28, 2025-11-25, 2025-06-18, and 2025-03-26."
+DOCUMENTED_GATEWAY_MCP_VERSIONS = {"2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"}
+
+
+def test_gateway_accepts_exactly_the_documented_mcp_versions(template: Template) -> None:
+    versions = only(template, "AWS::BedrockAgentCore::Gateway")["ProtocolConfiguration"]["Mcp"][
+        "SupportedVersions"
+    ]
+    assert versions == list(GATEWAY_MCP_VERSIONS)
+    assert set(versions) == DOCUMENTED_GATEWAY_MCP_VERSIONS
+    assert len(set(versions)) == len(versions)
+
+
+def test_pinned_mcp_client_can_negotiate_with_the_gateway(template: Template) -> None:
+    from mcp.shared.version import SUPPORTED_PROTOCOL_VERSIONS
+    from mcp.types import LATEST_PROTOCOL_VERSION
+
+    versions = set(
+        only(template, "AWS::BedrockAgentCore::Gateway")["ProtocolConfiguration"]["Mcp"]["SupportedVersions"]
+    )
+    assert versions & set(SUPPORTED_PROTOCOL_VERSIONS)
+    # The client opens with its latest version; the gateway accepts it, so no downgrade is negotiated.
+    assert LATEST_PROTOCOL_VERSION in versions
+
+
 def test_gateway_accepts_only_the_gateway_machine_client_with_the_tools_scope(template: Template) -> None:
     gateway = only(template, "AWS::BedrockAgentCore::Gateway")
     assert gateway["AuthorizerType"] == "CUSTOM_JWT"
@@ -476,8 +627,8 @@ def test_gateway_accepts_only_the_gateway_machine_client_with_the_tools_scope(te
 
 
 def test_gateway_request_interceptor_gets_the_headers(template: Template) -> None:
-    (interceptor,) = only(template, "AWS::BedrockAgentCore::Gateway")["InterceptorConfigurations"]
-    assert interceptor["InterceptionPoints"] == ["REQUEST"]
+    interceptors = only(template, "AWS::BedrockAgentCore::Gateway")["InterceptorConfigurations"]
+    (interceptor,) = [i for i in interceptors if i["InterceptionPoints"] == ["REQUEST"]]
     assert interceptor["InputConfiguration"] == {"PassRequestHeaders": True}
     function = lambda_by_handler(template, "functions.interceptor.handler.handler")
     assert interceptor["Interceptor"]["Lambda"]["Arn"] == {"Fn::GetAtt": [function["id"], "Arn"]}
@@ -502,9 +653,11 @@ def test_tickets_target_publishes_the_ticket_specs(template: Template) -> None:
     expected = {s.name: s for s in specs.specs_for("tickets")}
     assert set(published) == set(expected)
     for name, schema in published.items():
-        assert set(schema.get("Properties", {})) == set(expected[name].input_schema["properties"])
+        # The gateway schema of an identity target declares the (optional) caller argument the REQUEST
+        # interceptor fills (tools/specs.py gateway_input_schema); it is never required of the client.
+        assert set(schema.get("Properties", {})) == set(expected[name].gateway_input_schema["properties"])
         assert schema.get("Required", []) == list(expected[name].required)
-        assert "_actor" not in json.dumps(schema)
+        assert specs.IDENTITY_ARGUMENT not in schema.get("Required", [])
 
 
 def test_knowledge_target_publishes_the_search_spec(template: Template) -> None:
@@ -741,12 +894,25 @@ def test_runtime_role_reads_exactly_its_three_secrets(template: Template) -> Non
     assert not any("EvalKey" in r for r in resources)
 
 
-def test_runtime_role_decrypts_the_gateway_key_only_through_secrets_manager(template: Template) -> None:
-    decrypts = [s for s in runtime_role_statements(template) if as_list(s["Action"]) == ["kms:Decrypt"]]
-    assert len(decrypts) == 1
-    assert "LlmGatewayKey" in imported(decrypts[0]["Resource"])
-    via = json.dumps(decrypts[0]["Condition"]["StringEquals"]["kms:ViaService"])
-    assert "secretsmanager." in via
+def test_runtime_role_may_apply_the_encrypted_guardrail(template: Template) -> None:
+    # Bedrock user guide, guardrails-permissions-kms.html: a caller of a guardrail encrypted with a
+    # customer-managed key needs ApplyGuardrail on the guardrail AND kms:Decrypt on its key.
+    assert_may_apply_guardrail(
+        runtime_role_statements(template), guardrail_arn="GuardrailGuardrailArn", key_arn="GuardrailKey"
+    )
+
+
+def test_runtime_role_decrypts_each_key_only_through_the_service_that_uses_it(template: Template) -> None:
+    decrypts = [s for s in runtime_role_statements(template) if "kms:Decrypt" in as_list(s["Action"])]
+    via = {
+        next(k for k in ("LlmGatewayKey", "GuardrailKey") if k in imported(s["Resource"])): json.dumps(
+            s["Condition"]["StringEquals"]["kms:ViaService"]
+        )
+        for s in decrypts
+    }
+    assert len(decrypts) == 2
+    assert "secretsmanager." in via["LlmGatewayKey"]
+    assert "bedrock." in via["GuardrailKey"]
 
 
 def test_reading_secrets_adds_nothing_to_the_secrets_stack(synthesized: Synth) -> None:

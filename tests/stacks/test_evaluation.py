@@ -14,7 +14,7 @@ from aws_cdk.assertions import Match, Template
 
 from stacks.compliance import acknowledge_all, enable_compliance_checks, read_validation_report
 from stacks.config import AppConfig
-from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
+from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint, url_port
 from stacks.evaluation import EvaluationStack
 from stacks.identity import IdentityStack
 from stacks.network import NetworkStack
@@ -22,6 +22,9 @@ from tests.factories import test_config
 from tests.support.cdk import resources_of
 
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/aaf_agent-AbCdEf1234"
+
+# the dev gateway is reached on its private DNS name and port 4000 (no ALB): not 80/443
+LLM_URL = "http://llm-gateway.aaf-llm.internal:4000"
 
 
 def build(config: AppConfig, outdir: Path | None = None) -> tuple[cdk.App, EvaluationStack]:
@@ -31,7 +34,7 @@ def build(config: AppConfig, outdir: Path | None = None) -> tuple[cdk.App, Evalu
     inputs = cdk.Stack(app, "consumer-inputs")
     gateway_sg = ec2.SecurityGroup(inputs, "GatewaySg", vpc=network.vpc)
     llm = LlmGatewayEndpoint(
-        url="http://internal-gateway.example:80",
+        url=LLM_URL,
         agent_key_secret=secretsmanager.Secret(inputs, "AgentKey"),
         eval_key_secret=secretsmanager.Secret(inputs, "EvalKey"),
         security_group=gateway_sg,
@@ -117,7 +120,7 @@ def test_container_runs_online_evaluation_with_configured_sample(template: Templ
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert env["EVAL_JUDGE_MODEL"] == "claude-haiku"
     assert env["LANGFUSE_HOST"] == "https://langfuse.example.com"
-    assert env["LLM_GATEWAY_URL"] == "http://internal-gateway.example:80"
+    assert env["LLM_GATEWAY_URL"] == LLM_URL
 
 
 def test_secrets_are_ecs_secret_references_never_plain_environment(template: Template) -> None:
@@ -186,7 +189,9 @@ def test_egress_is_limited_to_https_and_the_gateway(template: Template) -> None:
     assert {(rule.get("CidrIp"), rule["FromPort"]) for rule in egress if "CidrIp" in rule} == {
         ("0.0.0.0/0", 443)
     }
-    assert {rule["FromPort"] for rule in egress if "DestinationSecurityGroupId" in rule} == {80, 443}
+    # exactly the gateway URL's own port (stacks/contracts.py url_port), not every HTTP(S) port
+    gateway_ports = {rule["FromPort"] for rule in egress if "DestinationSecurityGroupId" in rule}
+    assert gateway_ports == {url_port(LLM_URL)}
     assert "SecurityGroupIngress" not in group["Properties"]
 
 

@@ -7,12 +7,13 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from stacks.compliance import apply_cost_tags
 from stacks.config import AppConfig
-from stacks.guardrails import GuardrailsStack, policy_hash, publish_in
+from stacks.guardrails import GuardrailsStack, grant_apply_guardrail, policy_hash, publish_in
 from tests.factories import test_config
 from tests.support.cdk import resources_of
 
@@ -197,18 +198,105 @@ def test_consumer_stack_can_publish_its_own_version_of_the_same_policy() -> None
     assert "Fn::ImportValue" in json.dumps(version["GuardrailIdentifier"])
 
 
+def _mentions(value: Any, marker: str) -> bool:
+    return marker in json.dumps(value)
+
+
+def assert_may_apply_guardrail(statements: list[dict[str, Any]], *, guardrail_arn: str, key_arn: str) -> None:
+    """The documented contract for a caller of an encrypted guardrail, over one role's statements.
+
+    Bedrock user guide: ApplyGuardrail on the guardrail (guardrails-permissions.html) AND kms:Decrypt on
+    the guardrail's customer-managed key (guardrails-permissions-kms.html). `guardrail_arn` and `key_arn`
+    are markers the rendered Resource must contain (a logical id, or an export name across stacks); a
+    Decrypt condition may only narrow the call to Bedrock in this region.
+    """
+    allowed = [s for s in statements if s.get("Effect", "Allow") == "Allow"]
+    apply = [
+        s
+        for s in allowed
+        if "bedrock:ApplyGuardrail" in _as_list(s["Action"]) and _mentions(s["Resource"], guardrail_arn)
+    ]
+    assert apply, f"no statement allows bedrock:ApplyGuardrail on the guardrail ({guardrail_arn})"
+    decrypt = [
+        s for s in allowed if "kms:Decrypt" in _as_list(s["Action"]) and _mentions(s["Resource"], key_arn)
+    ]
+    assert decrypt, f"no statement allows kms:Decrypt on the guardrail's key ({key_arn})"
+    for statement in decrypt:
+        conditions = statement.get("Condition", {})
+        assert set(conditions) <= {"StringEquals"}, conditions
+        assert set(conditions.get("StringEquals", {})) <= {"kms:ViaService"}, conditions
+        if conditions:
+            via = json.dumps(conditions["StringEquals"]["kms:ViaService"])
+            assert '"bedrock."' in via and "AWS::Region" in via and ".amazonaws.com" in via, via
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _consumer_statements(template: Template) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
 def test_grant_apply_allows_apply_guardrail_and_decrypt_via_bedrock_only() -> None:
     app = cdk.App()
     guardrails = GuardrailsStack(app, config=test_config("dev"))
     role = iam.Role(guardrails, "Consumer", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
     guardrails.grant_apply(role)
-    statements = Template.from_stack(guardrails).find_resources("AWS::IAM::Policy")
-    (policy,) = statements.values()
-    apply, decrypt = policy["Properties"]["PolicyDocument"]["Statement"]
+    statements = _consumer_statements(Template.from_stack(guardrails))
+    apply, decrypt = statements
     assert apply["Action"] == "bedrock:ApplyGuardrail"
     assert apply["Resource"] == {"Fn::GetAtt": ["Guardrail", "GuardrailArn"]}
     assert decrypt["Action"] == "kms:Decrypt"
-    assert "kms:ViaService" in decrypt["Condition"]["StringEquals"]
+    assert decrypt["Resource"]["Fn::GetAtt"][0].startswith("GuardrailKey")  # the guardrail's own key
+    assert_may_apply_guardrail(statements, guardrail_arn="GuardrailArn", key_arn="GuardrailKey")
+
+
+def test_grant_in_a_consumer_stack_imports_the_guardrail_and_its_key() -> None:
+    app = cdk.App()
+    guardrails = GuardrailsStack(app, config=test_config("dev"))
+    consumer = cdk.Stack(app, "Consumer")
+    role = iam.Role(consumer, "Role", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+    grant_apply_guardrail(role, guardrails.guardrail)
+    consumer_template = Template.from_stack(consumer)
+    statements = _consumer_statements(consumer_template)
+    assert_may_apply_guardrail(statements, guardrail_arn="GuardrailGuardrailArn", key_arn="GuardrailKey")
+    # Only the consumer's policy changes: the guardrails stack gains exports, never a policy.
+    assert not Template.from_stack(guardrails).find_resources("AWS::IAM::Policy")
+
+
+def test_grant_on_an_unencrypted_guardrail_has_no_decrypt() -> None:
+    stack = cdk.Stack(cdk.App(), "Plain")
+    guardrail = bedrock.CfnGuardrail(
+        stack, "Guardrail", name="g", blocked_input_messaging="b", blocked_outputs_messaging="b"
+    )
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+    grant_apply_guardrail(role, guardrail)
+    statements = _consumer_statements(Template.from_stack(stack))
+    assert [s["Action"] for s in statements] == ["bedrock:ApplyGuardrail"]
+
+
+def test_contract_check_rejects_a_grant_without_decrypt() -> None:
+    """The helper itself: ApplyGuardrail alone (the defect of issue 11) must fail it."""
+    only_apply: list[dict[str, Any]] = [
+        {"Effect": "Allow", "Action": "bedrock:ApplyGuardrail", "Resource": "x:GuardrailArn"}
+    ]
+    with pytest.raises(AssertionError, match="kms:Decrypt"):
+        assert_may_apply_guardrail(only_apply, guardrail_arn="GuardrailArn", key_arn="GuardrailKey")
+    wrong_service: list[dict[str, Any]] = [
+        *only_apply,
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": "x:GuardrailKey",
+            "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}},
+        },
+    ]
+    with pytest.raises(AssertionError):
+        assert_may_apply_guardrail(wrong_service, guardrail_arn="GuardrailArn", key_arn="GuardrailKey")
 
 
 def test_cost_allocation_tags_are_present(template: Template) -> None:

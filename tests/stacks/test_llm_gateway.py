@@ -20,9 +20,16 @@ from stacks.compliance import apply_cost_tags, enable_compliance_checks, read_va
 from stacks.config import AppConfig, ConfigError
 from stacks.contracts import LangfuseConnection
 from stacks.guardrails import GuardrailsStack
-from stacks.llm_gateway import CONTAINER_PORT, HEALTH_PATH, LlmGatewayStack, external_endpoint
+from stacks.llm_gateway import (
+    CONTAINER_PORT,
+    HEALTH_PATH,
+    SERVICE_DNS_NAME,
+    LlmGatewayStack,
+    external_endpoint,
+)
 from stacks.network import NetworkStack
 from tests.factories import test_config
+from tests.stacks.test_guardrails import assert_may_apply_guardrail
 from tests.support.cdk import resources_of
 
 
@@ -33,7 +40,7 @@ class Synth:
     outdir: Path
 
 
-def synth(config: AppConfig, outdir: Path, with_langfuse: bool = False) -> Synth:
+def synth(config: AppConfig, outdir: Path, with_langfuse: bool = False, gates: bool = True) -> Synth:
     """The gateway with its real upstream stacks, in an app with every gate app.py enables."""
     app = cdk.App(outdir=str(outdir))
     network = NetworkStack(app, config=config)
@@ -55,7 +62,7 @@ def synth(config: AppConfig, outdir: Path, with_langfuse: bool = False) -> Synth
         langfuse=langfuse,
     )
     apply_cost_tags(app, config)
-    if not with_langfuse:
+    if gates and not with_langfuse:
         enable_compliance_checks(app)
     app.synth()
     return Synth(stack, Template.from_stack(stack), outdir)
@@ -294,13 +301,22 @@ def test_guardrail_can_be_applied_only_on_the_one_guardrail(template: Template) 
     assert "GuardrailArn" in json.dumps(statements["ApplyGuardrail"]["Resource"])
 
 
-def test_load_balancer_is_internal_by_default(template: Template) -> None:
+def test_task_role_may_apply_the_encrypted_guardrail(template: Template) -> None:
+    # LiteLLM calls ApplyGuardrail with the task role; the guardrail is encrypted with the guardrails
+    # stack's key (Bedrock user guide, guardrails-permissions-kms.html): Decrypt on that key is needed too.
+    assert_may_apply_guardrail(
+        task_policy_statements(template), guardrail_arn="GuardrailGuardrailArn", key_arn="GuardrailKey"
+    )
+
+
+def test_load_balancer_is_internal_by_default(prod: Synth) -> None:
+    template = prod.template
     assert only(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]["Scheme"] == "internal"
     assert not resources_of(template, "AWS::WAFv2::WebACL")
 
 
-def test_load_balancer_admits_only_the_vpc(template: Template) -> None:
-    groups = template.find_resources(
+def test_load_balancer_admits_only_the_vpc(prod: Synth) -> None:
+    groups = prod.template.find_resources(
         "AWS::EC2::SecurityGroup", {"Properties": {"GroupDescription": "LLM gateway load balancer"}}
     )
     (group,) = groups.values()
@@ -314,6 +330,7 @@ def test_public_gateway_gets_https_and_a_waf(tmp_path: Path) -> None:
         "dev",
         llm_gateway={
             "public": True,
+            "load_balancer": True,
             "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
             "hostname": "llm.example.com",
         },
@@ -330,8 +347,8 @@ def test_public_gateway_gets_https_and_a_waf(tmp_path: Path) -> None:
     assert resources_of(public, "AWS::WAFv2::WebACLAssociation")
 
 
-def test_target_health_check_uses_liveliness(template: Template) -> None:
-    group = only(template, "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+def test_target_health_check_uses_liveliness(prod: Synth) -> None:
+    group = only(prod.template, "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
 
     assert group["HealthCheckPath"] == HEALTH_PATH
     assert group["Port"] == CONTAINER_PORT
@@ -387,7 +404,18 @@ def test_aurora_with_zero_floor_auto_pauses(tmp_path: Path) -> None:
     assert "SecondsUntilAutoPause" in cluster["ServerlessV2ScalingConfiguration"]
 
 
-def test_autoscaling_on_cpu_and_requests(template: Template, dev: Synth) -> None:
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        ("dev", ["ECSServiceAverageCPUUtilization"]),  # no load balancer: no request counts
+        ("prod", ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]),
+    ],
+)
+def test_autoscaling_on_cpu_and_requests(
+    request: pytest.FixtureRequest, profile: str, expected: list[str]
+) -> None:
+    dev: Synth = request.getfixturevalue(profile)
+    template = dev.template
     target = only(template, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
     metrics = [
         p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
@@ -400,7 +428,7 @@ def test_autoscaling_on_cpu_and_requests(template: Template, dev: Synth) -> None
         dev.stack.config.llm_gateway.min_tasks,
         dev.stack.config.llm_gateway.max_tasks,
     )
-    assert sorted(metrics) == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
+    assert sorted(metrics) == expected
 
 
 def test_logs_are_kms_encrypted_with_retention(template: Template) -> None:
@@ -447,7 +475,8 @@ def test_endpoint_hands_out_url_key_secrets_and_security_group(dev: Synth) -> No
     assert endpoint.url.startswith("http://")
     assert endpoint.agent_key_secret is dev.stack.agent_key_secret
     assert endpoint.eval_key_secret is dev.stack.eval_key_secret
-    assert endpoint.security_group is dev.stack.alb_security_group
+    # dev has no load balancer: clients are admitted to the tasks' own security group
+    assert endpoint.security_group is dev.stack.service_security_group
 
 
 EXTERNAL = {
@@ -471,10 +500,9 @@ def test_external_endpoint_imports_the_key_secrets_by_name() -> None:
 
 
 def test_external_endpoint_without_url_names_the_keys() -> None:
-    config = test_config("dev", components={"llm_gateway": "external"})
-
+    # refused when the config loads (one line, no traceback), before any stack is built
     with pytest.raises(ConfigError, match=r"llm_gateway\.external_url"):
-        external_endpoint(cdk.Stack(cdk.App(), "consumer"), config)
+        test_config("dev", components={"llm_gateway": "external"})
 
 
 def test_external_endpoint_refuses_self_hosted_mode() -> None:
@@ -510,3 +538,97 @@ def test_langfuse_keys_reach_the_task_as_secrets_and_the_host_as_environment(tmp
     assert {e["Name"]: e["Value"] for e in definition["Environment"]}[
         "LANGFUSE_HOST"
     ] == "https://langfuse.example.com"
+
+
+# --- dev entry without a load balancer (llm_gateway.load_balancer: false) ------------------------------
+
+
+def test_dev_gateway_has_no_load_balancer_but_a_private_dns_name(dev: Synth) -> None:
+    template = dev.template
+    assert not resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert not resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    (namespace,) = resources_of(template, "AWS::ServiceDiscovery::PrivateDnsNamespace").values()
+    assert namespace["Properties"]["Name"] == "aaf-llm.internal"
+    (discovery,) = resources_of(template, "AWS::ServiceDiscovery::Service").values()
+    assert discovery["Properties"]["Name"] == SERVICE_DNS_NAME
+    assert discovery["Properties"]["DnsConfig"]["DnsRecords"] == [{"TTL": 10, "Type": "A"}]
+    assert dev.stack.endpoint.url == f"http://{SERVICE_DNS_NAME}.aaf-llm.internal:{CONTAINER_PORT}"
+    service = only(template, "AWS::ECS::Service")["Properties"]
+    assert "ServiceRegistries" in service and "HealthCheckGracePeriodSeconds" not in service
+    assert not [o for o in template.to_json().get("Outputs", {}) if o.startswith("LoadBalancerDnsName")]
+
+
+def test_dev_tasks_admit_only_the_vpc_on_the_gateway_port(dev: Synth) -> None:
+    (group,) = dev.template.find_resources(
+        "AWS::EC2::SecurityGroup",
+        {"Properties": {"GroupDescription": Match.string_like_regexp("from clients")}},
+    ).values()
+    assert [
+        (r["CidrIp"], r["FromPort"], r["ToPort"]) for r in group["Properties"]["SecurityGroupIngress"]
+    ] == [("10.40.0.0/16", CONTAINER_PORT, CONTAINER_PORT)]
+
+
+def test_dev_container_health_decides_what_dns_serves(dev: Synth, prod: Synth) -> None:
+    check = container(dev.template)["HealthCheck"]
+    assert f"http://127.0.0.1:{CONTAINER_PORT}{HEALTH_PATH}" in " ".join(check["Command"])
+    assert "HealthCheck" not in container(prod.template)  # behind the ALB its target health decides
+
+
+def test_bootstrap_reaches_the_tasks_on_the_gateway_port(dev: Synth) -> None:
+    (group,) = dev.template.find_resources(
+        "AWS::EC2::SecurityGroup", {"Properties": {"GroupDescription": Match.string_like_regexp("bootstrap")}}
+    ).values()
+    ports = {r["FromPort"] for r in group["Properties"]["SecurityGroupEgress"]}
+    assert ports == {CONTAINER_PORT, 443}
+
+
+def test_load_balancer_off_refuses_public_or_https() -> None:
+    with pytest.raises(ConfigError, match="load_balancer"):
+        test_config(
+            "dev",
+            llm_gateway={
+                "public": True,
+                "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
+                "hostname": "llm.example.com",
+            },
+        )
+
+
+# --- drift with the Langfuse copy: TLS parameter group, engine version, access-log versions -------------
+
+
+def test_prod_aurora_cluster_requires_tls(prod: Synth) -> None:
+    (group,) = resources_of(prod.template, "AWS::RDS::DBClusterParameterGroup").values()
+    assert group["Properties"]["Parameters"] == {"rds.force_ssl": "1"}
+    (group_id,) = resources_of(prod.template, "AWS::RDS::DBClusterParameterGroup")
+    (cluster,) = resources_of(prod.template, "AWS::RDS::DBCluster").values()
+    assert cluster["Properties"]["DBClusterParameterGroupName"] == {"Ref": group_id}
+
+
+def test_database_engine_is_the_shared_version(template: Template, prod: Synth) -> None:
+    from stacks.base import AURORA_POSTGRES_VERSION, POSTGRES_VERSION
+
+    instance = only(template, "AWS::RDS::DBInstance")["Properties"]
+    assert instance["EngineVersion"] == POSTGRES_VERSION.postgres_full_version
+    cluster = only(prod.template, "AWS::RDS::DBCluster")["Properties"]
+    assert cluster["EngineVersion"] == AURORA_POSTGRES_VERSION.aurora_postgres_full_version
+
+
+@pytest.fixture(scope="module")
+def prod_in_region(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Access logs need the region's ELB log-delivery principal: only a synth with a region has them."""
+    config = test_config("prod", environment={"account": "123456789012", "region": "us-east-1"})
+    return synth(config, tmp_path_factory.mktemp("gateway-prod-region"), gates=False)
+
+
+def test_access_log_bucket_expires_old_versions(prod_in_region: Synth) -> None:
+    buckets = [
+        b["Properties"]
+        for b in resources_of(prod_in_region.template, "AWS::S3::Bucket").values()
+        if b["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled"
+    ]
+    (bucket,) = buckets
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == prod_in_region.stack.config.llm_gateway.log_retention_days
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
+    assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1

@@ -512,9 +512,9 @@ def test_external_mode_imports_the_keys_secret_by_name() -> None:
 
 
 def test_external_mode_names_the_missing_setting() -> None:
-    config = test_config("dev", components={"observability": "external"})
+    # refused when the config loads (one line, no traceback), before any stack is built
     with pytest.raises(ConfigError, match=r"observability\.external_host"):
-        external_connection(cdk.Stack(cdk.App(), "Consumer"), config)
+        test_config("dev", components={"observability": "external"})
 
 
 def test_disabled_mode_has_no_connection() -> None:
@@ -523,7 +523,14 @@ def test_disabled_mode_has_no_connection() -> None:
 
 
 def test_stack_refuses_other_modes() -> None:
-    config = test_config("dev", components={"observability": "external"})
+    config = test_config(
+        "dev",
+        components={"observability": "external"},
+        observability={
+            "external_host": "https://cloud.langfuse.com",
+            "external_keys_secret_name": "aaf/langfuse-keys",
+        },
+    )
     app = cdk.App()
     with pytest.raises(ConfigError, match="only for 'self_hosted'"):
         ObservabilityStack(app, config=config, vpc=NetworkStack(app, config=config).vpc)
@@ -551,3 +558,70 @@ def test_database_endpoint_reaches_the_tasks(dev: Synth, prod: Synth) -> None:
 def test_config_rejects_fractional_acu_steps() -> None:
     with pytest.raises(ConfigError, match=r"observability\.db_min_acu"):
         test_config("dev", observability={"db_min_acu": 0.25})
+
+
+# --- Langfuse sizing (Langfuse self-hosting docs: 2 CPU / 4 GiB per container; NODE_OPTIONS heap) ---------
+
+
+def _task_of(template: Template, container_name: str) -> dict[str, Any]:
+    for task in resources_of(template, "AWS::ECS::TaskDefinition").values():
+        if any(c["Name"] == container_name for c in task["Properties"]["ContainerDefinitions"]):
+            return dict(task["Properties"])
+    raise AssertionError(f"no task runs {container_name}")
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod"])
+@pytest.mark.parametrize("name", ["web", "worker"])
+def test_langfuse_containers_get_the_documented_memory_and_a_heap_below_it(
+    request: pytest.FixtureRequest, profile: str, name: str
+) -> None:
+    synthesized: Synth = request.getfixturevalue(profile)
+    task = _task_of(synthesized.template, name)
+    memory = int(task["Memory"])
+    assert memory >= 4096  # "2 CPU, 4 GiB Memory" minimum (langfuse.com/self-hosting/configuration/scaling)
+    assert int(task["Cpu"]) >= (2048 if profile == "prod" else 1024)
+    options = _env(_containers(synthesized.template)[name])["NODE_OPTIONS"]
+    heap = int(options.removeprefix("--max-old-space-size="))
+    # Without the flag Node caps the heap near 1.7 GiB; at the container size it would leave nothing for
+    # buffers and native memory: 75% of the container (nodejs.org/api/cli.html, --max-old-space-size).
+    assert heap == memory * 3 // 4
+    assert 1740 < heap < memory
+
+
+def test_node_heap_follows_the_container_size() -> None:
+    from stacks.config.observability import node_heap_mib, node_options
+
+    assert node_heap_mib(4096) == 3072 and node_heap_mib(8192) == 6144
+    assert node_options(4096) == "--max-old-space-size=3072"
+    with pytest.raises(ValueError, match="too small"):
+        node_heap_mib(512)
+
+
+@pytest.mark.parametrize(
+    ("size", "fragment"),
+    [({"cpu": 512, "memory_mib": 4096}, "1024 CPU units"), ({"cpu": 1024, "memory_mib": 2048}, "4096 MiB")],
+)
+@pytest.mark.parametrize("name", ["web", "worker"])
+def test_config_rejects_langfuse_sizes_below_the_documented_minimum(
+    name: str, size: dict[str, int], fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        test_config("dev", observability={name: size})
+    assert f"observability.{name}" in str(error.value) and fragment in str(error.value)
+
+
+def test_access_log_bucket_expires_old_versions(dev: Synth) -> None:
+    bucket = dev.json["Resources"][_logical_id(dev, dev.stack.access_logs_bucket)]["Properties"]
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
+    assert rule["ExpirationInDays"] == 14
+
+
+def test_database_engine_is_the_shared_version(template: Template, prod: Synth) -> None:
+    from stacks.base import AURORA_POSTGRES_VERSION, POSTGRES_VERSION
+
+    (instance,) = resources_of(template, "AWS::RDS::DBInstance").values()
+    assert instance["Properties"]["EngineVersion"] == POSTGRES_VERSION.postgres_full_version
+    (cluster,) = resources_of(prod.template, "AWS::RDS::DBCluster").values()
+    assert cluster["Properties"]["EngineVersion"] == AURORA_POSTGRES_VERSION.aurora_postgres_full_version

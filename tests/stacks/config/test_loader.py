@@ -116,7 +116,7 @@ def test_factory_applies_section_overrides() -> None:
         ),
         ({"llm_gateway.cpu": "300"}, "llm_gateway.cpu", "256, 512, 1024, 2048 or 4096"),
         ({"evaluation.online_schedule": "daily"}, "evaluation.online_schedule", "should match pattern"),
-        ({"network.unknown_key": "1"}, "network.unknown_key", "Extra inputs are not permitted"),
+        ({"network.unknown_key": "1"}, "network.unknown_key", "unknown config key"),
         ({"netwrk.nat_gateways": "1"}, "netwrk.nat_gateways", "does not start with a config section"),
     ],
 )
@@ -148,3 +148,104 @@ def test_unknown_section_in_file_is_rejected(tmp_path: Path) -> None:
 
 def test_account_with_leading_zero_survives_context_parsing() -> None:
     assert load_config({"environment.account": "012345678901"}).environment.account == "012345678901"
+
+
+# --- AgentCore Runtime zones (AZ IDs) ---------------------------------------------------------------
+
+ENV = {"account": "123456789012", "region": "us-east-1"}
+NAMES = {"use1-az1": "us-east-1c", "use1-az4": "us-east-1a", "use1-az6": "us-east-1b"}
+
+
+def test_az_table_matches_the_agentcore_vpc_page() -> None:
+    from stacks.config.agentcore import AGENTCORE_RUNTIME_AZ_IDS, AGENTCORE_VPC_DOC_URL
+
+    assert AGENTCORE_VPC_DOC_URL.startswith("https://docs.aws.amazon.com/bedrock-agentcore/")
+    assert AGENTCORE_RUNTIME_AZ_IDS["us-east-1"] == ("use1-az1", "use1-az2", "use1-az4")
+    assert AGENTCORE_RUNTIME_AZ_IDS["ap-northeast-1"] == ("apne1-az1", "apne1-az2", "apne1-az4")
+    assert len(AGENTCORE_RUNTIME_AZ_IDS) == 9
+    for region, ids in AGENTCORE_RUNTIME_AZ_IDS.items():
+        prefix = ids[0].split("-az")[0]
+        assert all(i.startswith(f"{prefix}-az") for i in ids), region
+
+
+def test_unsupported_az_ids_keeps_order_and_reports_unknown_regions_whole() -> None:
+    from stacks.config.agentcore import unsupported_az_ids
+
+    assert unsupported_az_ids("us-east-1", ["use1-az6", "use1-az1", "use1-az3"]) == ["use1-az6", "use1-az3"]
+    assert unsupported_az_ids("us-east-1", []) == []
+    assert unsupported_az_ids("eu-west-3", ["euw3-az1"]) == ["euw3-az1"]
+
+
+def test_runtime_az_ids_default_to_no_restriction() -> None:
+    config = test_config("dev")
+    assert config.agentcore.runtime_az_ids == () and config.runtime_az_names == ()
+
+
+def test_runtime_az_ids_from_a_comma_separated_context_value() -> None:
+    config = load_config(
+        {
+            "environment.account": ENV["account"],
+            "environment.region": ENV["region"],
+            "agentcore.runtime_az_ids": "use1-az4, use1-az1",
+            "network.az_names": "{use1-az1: us-east-1c, use1-az4: us-east-1a}",
+        }
+    )
+    assert config.agentcore.runtime_az_ids == ("use1-az4", "use1-az1")
+    assert config.runtime_az_names == ("us-east-1a", "us-east-1c")
+
+
+@pytest.mark.parametrize(
+    ("sections", "key", "fragment"),
+    [
+        (
+            {"environment": ENV, "agentcore": {"runtime_az_ids": "use1-az6"}},
+            "agentcore.runtime_az_ids",
+            "use1-az6",
+        ),
+        (
+            {"environment": {"region": "eu-west-3"}, "agentcore": {"runtime_az_ids": "euw3-az1"}},
+            "agentcore.runtime_az_ids",
+            "no listed zones",
+        ),
+        ({"agentcore": {"runtime_az_ids": "use1-az1"}}, "agentcore.runtime_az_ids", "environment.account"),
+        (
+            {"agentcore": {"runtime_az_ids": "us-east-1a"}},
+            "agentcore.runtime_az_ids",
+            "not an Availability Zone ID",
+        ),
+        ({"agentcore": {"runtime_az_ids": "use1-az1,use1-az1"}}, "agentcore.runtime_az_ids", "twice"),
+        (
+            {"environment": ENV, "agentcore": {"runtime_az_ids": "use1-az2"}, "network": {"az_names": NAMES}},
+            "network.az_names",
+            "use1-az2",
+        ),
+        (
+            {
+                "environment": ENV,
+                "agentcore": {"runtime_az_ids": "use1-az1"},
+                "network": {"az_names": {"use1-az1": "eu-west-1a"}},
+            },
+            "network.az_names",
+            "not zones of us-east-1",
+        ),
+        (
+            {"network": {"az_names": {"us-east-1a": "use1-az1"}}},
+            "network.az_names",
+            "not an Availability Zone ID",
+        ),
+        (
+            {
+                "environment": ENV,
+                "agentcore": {"runtime_az_ids": "use1-az1,use1-az2,use1-az4"},
+                "network": {"az_names": {**NAMES, "use1-az2": "us-east-1d"}},
+            },
+            "agentcore.runtime_az_ids",
+            "max_azs",
+        ),
+    ],
+)
+def test_runtime_az_ids_errors_name_the_key(sections: dict, key: str, fragment: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as error:
+        test_config("dev", **sections)
+    message = str(error.value)
+    assert f"config key '{key}'" in message and fragment in message, message
