@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.guardrails import BedrockGuardrail, Guardrail, LocalPolicy
 from agent.memory import AgentCoreMemory, LocalMemory, Memory
-from agent.service import AgentService
+from agent.service import AgentService, record_model_response
 from agent.settings import SecretResolver, Settings
 from agent.telemetry import Telemetry
 from agent.tool_client import (
@@ -64,7 +64,15 @@ class GatewayModelFactory:
     ) -> None:
         from openai import AsyncOpenAI
 
-        self._openai = AsyncOpenAI
+        class GatewayClient(AsyncOpenAI):
+            """No status-based retries (openai 2.54 `_should_retry` retries 408/409/429/5xx, honouring a
+            Retry-After of up to 60 s): LiteLLM has already retried and fallen back, and a 429 must reach
+            the user as `rate_limited` at once. Connection failures are still retried once."""
+
+            def _should_retry(self, response: Any) -> bool:
+                return False
+
+        self._openai = GatewayClient
         self._model_class = priced_model_class(*prices)
         self.base_url = f"{base_url}/v1"
         self._api_key = api_key
@@ -75,9 +83,17 @@ class GatewayModelFactory:
         self._spare: Any = None
 
     def _new_client(self) -> Any:
-        # LiteLLM already retries and falls back; one retry here covers a dropped connection.
+        # LiteLLM already retries and falls back; one retry here covers a dropped connection. The turn
+        # deadline (AGENT_TURN_DEADLINE_SECONDS) bounds the whole turn whatever these timeouts add up to.
+        from openai import DefaultAsyncHttpxClient
+
+        http_client = DefaultAsyncHttpxClient(event_hooks={"response": [record_model_response]})
         return self._openai(
-            base_url=self.base_url, api_key=self._api_key, max_retries=1, timeout=self._timeout
+            base_url=self.base_url,
+            api_key=self._api_key,
+            max_retries=1,
+            timeout=self._timeout,
+            http_client=http_client,
         )
 
     def prewarm(self) -> None:
@@ -116,7 +132,12 @@ def build_service(settings: Settings) -> AgentService:
             client["client_secret"],
             settings.tool_gateway_scope,
         )
-        tools = McpTools(settings.tool_gateway_url, gateway_headers, auth=BearerFromProvider(token))
+        tools = McpTools(
+            settings.tool_gateway_url,
+            gateway_headers,
+            auth=BearerFromProvider(token),
+            tool_timeout_seconds=settings.tool_timeout_seconds,
+        )
         guardrail = BedrockGuardrail(settings.guardrail_id, settings.guardrail_version, settings.aws_region)
         memory = AgentCoreMemory(settings.memory_id, settings.aws_region, settings.memory_namespace)
         stream_flush = 600  # each output check is one ApplyGuardrail call
@@ -127,7 +148,12 @@ def build_service(settings: Settings) -> AgentService:
     else:
         assert settings.llm_gateway_key
         api_key = settings.llm_gateway_key
-        tools = McpTools(settings.tool_gateway_url, local_headers, startup_timeout=3)
+        tools = McpTools(
+            settings.tool_gateway_url,
+            local_headers,
+            startup_timeout=3,
+            tool_timeout_seconds=settings.tool_timeout_seconds,
+        )
         guardrail = LocalPolicy.from_json(settings.local_guardrail_policy)
         memory = LocalMemory(settings.local_memory_path)
         stream_flush = 80
@@ -152,6 +178,8 @@ def build_service(settings: Settings) -> AgentService:
         environment=settings.environment_tag,
         history_turns=settings.history_turns,
         stream_flush_chars=stream_flush,
+        turn_deadline_seconds=settings.turn_deadline_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
     )
 
 

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ApiError(Exception):
-    """An error with an HTTP status and a stable code; the message is safe to show to the caller."""
+    """An error with an HTTP status and a stable code; the message is safe to show to the caller.
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    `retry_after` (seconds) becomes a `Retry-After` header (429 `rate_limited`, 503 `busy`).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
+        self.trace_id = ""
+        self.extra_headers = dict(headers or {})
 
     def body(self, trace_id: str = "") -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message, "trace_id": trace_id}}
+        return {"error": {"code": self.code, "message": self.message, "trace_id": trace_id or self.trace_id}}
+
+    def headers(self) -> dict[str, str]:
+        headers = dict(self.extra_headers)
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        return headers
 
 
 class ConfigurationError(RuntimeError):

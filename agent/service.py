@@ -1,13 +1,17 @@
 """One conversation turn: guardrails, memory, the Strands agent loop over MCP tools, metadata, trace.
 
-`AgentService.stream_turn` yields the contract's stream events (`text`, `tool_start`, `tool_end`, then
-`done` or `error`); `run_turn` collects them into the JSON answer. Heavy imports (Strands, OpenAI) live
-here and are loaded by `agent.main` off the request path.
+`AgentService.stream_turn` yields the contract's stream events (`text`, `tool_start`, `tool_end`,
+`heartbeat`, then `done` or `error`); `run_turn` collects them into the JSON answer. The turn runs as
+one task bounded by the turn deadline; while it produces nothing a `heartbeat` is sent every
+`heartbeat_seconds`. Failures are classified by exception type (`FAILURES`). Heavy imports (Strands,
+OpenAI) live here and are loaded by `agent.main` off the request path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import re
@@ -16,18 +20,27 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+import openai
 from strands import Agent
 from strands.hooks import AfterToolCallEvent, BeforeToolCallEvent
 from strands.models.model import Model
-from strands.types.exceptions import ModelThrottledException
+from strands.types.exceptions import ContextWindowOverflowException, ModelThrottledException
 
+from agent.citations import mark_cited
 from agent.errors import ApiError
 from agent.guardrails import Guardrail, Verdict
 from agent.identity import Caller
 from agent.memory import Memory, Turn
 from agent.payload import Invocation
 from agent.telemetry import AGENT_NAME, Telemetry, TurnSpan
-from agent.tool_client import ToolSource, bare_tool_name
+from agent.tool_client import (
+    ToolSource,
+    ToolsUnavailable,
+    ToolTransportError,
+    bare_tool_name,
+    exception_chain,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,19 +78,147 @@ class ModelUnavailable(Exception):
     """The LLM gateway failed after its own retries and fallbacks."""
 
 
+class TurnTimeout(Exception):
+    """The turn passed its deadline; `code` says what it was waiting for."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a failed turn is answered: HTTP status (JSON answers), contract code and a safe message."""
+
+    status: int
+    code: str
+    message: str
+    retry_after: int | None = None
+
+    def event(self, trace_id: str) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "type": "error",
+            "code": self.code,
+            "message": self.message,
+            "trace_id": trace_id,
+        }
+        if self.retry_after is not None:
+            event["retry_after"] = self.retry_after
+        return event
+
+    def api_error(self, trace_id: str = "") -> ApiError:
+        error = ApiError(self.status, self.code, self.message, retry_after=self.retry_after)
+        error.trace_id = trace_id
+        return error
+
+
+RATE_LIMIT_DEFAULT_RETRY_SECONDS = 5
+MAX_RETRY_AFTER_SECONDS = 300
+_MODEL_UNAVAILABLE = Failure(
+    502, "model_unavailable", "the language model is unavailable; please try again shortly"
+)
+_MODEL_TIMEOUT = Failure(504, "model_timeout", "the language model did not answer in time; please try again")
+_INTERNAL = Failure(500, "internal_error", "the agent failed to answer; please try again")
+STATUS_BY_CODE = {
+    "model_unavailable": 502,
+    "tools_unavailable": 502,
+    "model_timeout": 504,
+    "turn_timeout": 504,
+    "rate_limited": 429,
+    "internal_error": 500,
+}
+
+
+def _retry_after(chain: list[BaseException]) -> int:
+    """Seconds from the gateway's `Retry-After` (delta-seconds form) on the 429, else a default."""
+    for error in chain:
+        response = getattr(error, "response", None)
+        if isinstance(response, httpx.Response):
+            raw = response.headers.get("retry-after", "")
+            try:
+                return max(1, min(MAX_RETRY_AFTER_SECONDS, int(float(raw))))
+            except ValueError:
+                continue
+    return RATE_LIMIT_DEFAULT_RETRY_SECONDS
+
+
+def _rate_limited(chain: list[BaseException]) -> Failure:
+    seconds = _retry_after(chain)
+    return Failure(429, "rate_limited", f"the model's rate limit was reached; retry in {seconds} s", seconds)
+
+
+def _timed_out(chain: list[BaseException]) -> Failure:
+    for error in chain:
+        if isinstance(error, TurnTimeout):
+            return Failure(STATUS_BY_CODE[error.code], error.code, str(error))
+    return _MODEL_TIMEOUT
+
+
+def _tools_unavailable(chain: list[BaseException]) -> Failure:
+    return Failure(
+        502, "tools_unavailable", "the agent's tools are unavailable (the tool server refused the session)"
+    )
+
+
+# Checked in order against every exception of the chain (causes, contexts, group members): the first
+# row with a match classifies the failure. Types only, never message text.
+FAILURES: tuple[tuple[tuple[type[BaseException], ...], Callable[[list[BaseException]], Failure]], ...] = (
+    ((TurnTimeout,), _timed_out),
+    ((ToolsUnavailable,), _tools_unavailable),
+    ((openai.RateLimitError,), _rate_limited),
+    ((ModelThrottledException,), _rate_limited),
+    ((openai.APITimeoutError, httpx.TimeoutException, TimeoutError), lambda _: _MODEL_TIMEOUT),
+    ((ContextWindowOverflowException,), lambda _: _MODEL_UNAVAILABLE),
+    ((ModelUnavailable, openai.APIError, httpx.HTTPError), lambda _: _MODEL_UNAVAILABLE),
+)
+
+
+def classify_failure(error: BaseException) -> Failure:
+    """The contract answer for a turn that raised `error` (see FAILURES)."""
+    chain = list(exception_chain(error))
+    for types, answer in FAILURES:
+        if any(isinstance(e, types) for e in chain):
+            return answer(chain)
+    return _INTERNAL
+
+
 def is_model_failure(error: BaseException) -> bool:
-    """True when an exception (or its cause chain) comes from the model endpoint."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ModelThrottledException):
-            return True
-        module = type(current).__module__
-        if module.startswith(("openai", "httpx", "httpcore")):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    """True when the failure is the model endpoint's (unavailable, throttled or timed out)."""
+    return classify_failure(error).code in ("model_unavailable", "rate_limited", "model_timeout")
+
+
+@dataclass
+class ModelRecord:
+    """What the LLM gateway said about the model calls of one turn (LiteLLM response headers)."""
+
+    requested: str
+    answered: str | None = None
+    fallback: bool = False
+
+
+current_model: contextvars.ContextVar[ModelRecord | None] = contextvars.ContextVar(
+    "agent_model_record", default=None
+)
+MODEL_GROUP_HEADER = "x-litellm-model-group"
+ATTEMPTED_FALLBACKS_HEADER = "x-litellm-attempted-fallbacks"
+
+
+async def record_model_response(response: httpx.Response) -> None:
+    """httpx response hook of the gateway client: note which model group answered and whether LiteLLM
+    fell back (litellm 1.102.4 proxy: `x-litellm-model-group` is the group that served the call and
+    `x-litellm-attempted-fallbacks` > 0 when a fallback served it; proxy/proxy_server.py
+    `_get_streaming_fallback_metadata`)."""
+    record = current_model.get()
+    if record is None or response.status_code >= 400:
+        return
+    group = response.headers.get(MODEL_GROUP_HEADER)
+    if group:
+        record.answered = group
+    try:
+        attempted = int(response.headers.get(ATTEMPTED_FALLBACKS_HEADER, "0") or "0")
+    except ValueError:
+        attempted = 0
+    record.fallback = record.fallback or attempted > 0 or bool(group and group != record.requested)
 
 
 @dataclass
@@ -87,7 +228,16 @@ class _TurnState:
     passages: dict[tuple[str, int | None], dict[str, float]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     starts: dict[str, float] = field(default_factory=dict)
+    running: dict[str, str] = field(default_factory=dict)
     tool_transport_failed: bool = False
+    trace_id: str = ""
+    sink: Callable[[dict[str, Any]], None] | None = None  # tool events go straight out (not after the tool)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.sink is not None:
+            self.sink(event)
+        else:
+            self.events.append(event)
 
 
 def _result_payloads(result: dict[str, Any]) -> list[Any]:
@@ -175,23 +325,6 @@ def citation_list(state: _TurnState, answer: str) -> list[dict[str, Any]]:
     return mark_cited(citations, answer)
 
 
-def source_file_name(uri: str) -> str:
-    """The file name a source URI points at (`s3://b/docs/router.pdf?x=1` -> `router.pdf`; "" for none)."""
-    path = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/")
-    if "://" in path and "/" not in path.split("://", 1)[1]:
-        return ""  # a bare host (web result): no file name
-    return path.rsplit("/", 1)[-1]
-
-
-def mark_cited(citations: list[dict[str, Any]], answer: str) -> list[dict[str, Any]]:
-    """Set `cited` on each citation whose title or file name the answer names (case-insensitive)."""
-    text = answer.casefold()
-    for citation in citations:
-        names = [citation["title"], source_file_name(citation["uri"])]
-        citation["cited"] = any(len(name) >= 3 and name.casefold() in text for name in names if name)
-    return citations
-
-
 class AgentService:
     """Runs turns. Dependencies are injected so tests and local mode use real stand-ins."""
 
@@ -207,6 +340,8 @@ class AgentService:
         environment: str = "local",
         history_turns: int = 10,
         stream_flush_chars: int = 80,
+        turn_deadline_seconds: float = 45.0,
+        heartbeat_seconds: float = 10.0,
     ) -> None:
         self._model_factory = model_factory
         self.model_name = model_name
@@ -217,6 +352,8 @@ class AgentService:
         self.environment = environment
         self.history_turns = history_turns
         self.stream_flush_chars = stream_flush_chars
+        self.turn_deadline_seconds = turn_deadline_seconds
+        self.heartbeat_seconds = heartbeat_seconds
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -235,47 +372,122 @@ class AgentService:
                 prewarm_auth()
 
     async def run_turn(self, invocation: Invocation, caller: Caller) -> dict[str, Any]:
-        """The JSON answer of a turn; raises ApiError (502 model_unavailable, 500 internal_error)."""
+        """The JSON answer of a turn; raises ApiError with the failure's status (see FAILURES)."""
         answer: dict[str, Any] | None = None
         failure: dict[str, Any] | None = None
-        # Consume the stream to its end in this task, so its spans close in the context they opened in.
         async for event in self.stream_turn(invocation, caller):
             if event["type"] == "done":
                 answer = {"answer": event["answer"], "metadata": event["metadata"]}
             elif event["type"] == "error":
                 failure = event
         if failure is not None:
-            status = 502 if failure["code"] == "model_unavailable" else 500
-            error = ApiError(status, failure["code"], failure["message"])
-            error.trace_id = failure.get("trace_id", "")  # type: ignore[attr-defined]
+            error = ApiError(
+                STATUS_BY_CODE.get(failure["code"], 500),
+                failure["code"],
+                failure["message"],
+                retry_after=failure.get("retry_after"),
+            )
+            error.trace_id = failure.get("trace_id", "")
             raise error
         if answer is None:
             raise ApiError(500, "internal_error", "the turn ended without an answer")
         return answer
 
     async def stream_turn(self, invocation: Invocation, caller: Caller) -> AsyncIterator[dict[str, Any]]:
-        """Contract stream events for one turn; always ends with `done` or `error`."""
+        """Contract stream events for one turn; always ends with `done` or `error`.
+
+        The turn runs as one task (its spans open and close in that task's context) that feeds a queue;
+        this generator relays the events, sends a `heartbeat` after `heartbeat_seconds` without one,
+        and at the deadline cancels the task (closing the model's HTTP stream) and ends with
+        `model_timeout` (or `turn_timeout` while a tool ran). Closing this generator early (client
+        gone) cancels the task too.
+        """
         started = time.perf_counter()
+        state = _TurnState()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        task = asyncio.create_task(self._produce(invocation, caller, state, started, queue))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.turn_deadline_seconds
+        getter: asyncio.Future[dict[str, Any] | None] | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(queue.get())
+                remaining = deadline - loop.time()
+                if remaining > 0:
+                    await asyncio.wait({getter}, timeout=min(self.heartbeat_seconds, remaining))
+                if getter.done():
+                    event, getter = getter.result(), None
+                    if event is None:
+                        return
+                    yield event
+                    continue
+                if loop.time() < deadline:
+                    yield {
+                        "type": "heartbeat",
+                        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+                    }
+                    continue
+                timeout = self._timeout(state)
+                task.cancel(timeout.code)
+                await _settle(task)
+                yield Failure(STATUS_BY_CODE[timeout.code], timeout.code, str(timeout)).event(state.trace_id)
+                return
+        finally:
+            if getter is not None:
+                getter.cancel()
+            if not task.done():
+                task.cancel("closed")
+                await _settle(task)
+
+    def _timeout(self, state: _TurnState) -> TurnTimeout:
+        limit = f"{self.turn_deadline_seconds:g} s"
+        if state.running:
+            tools = ", ".join(sorted(set(state.running.values())))
+            return TurnTimeout(
+                "turn_timeout", f"the turn passed its {limit} deadline while the tool {tools} ran"
+            )
+        return TurnTimeout(
+            "model_timeout", f"the language model did not answer within the {limit} turn deadline"
+        )
+
+    async def _produce(
+        self,
+        invocation: Invocation,
+        caller: Caller,
+        state: _TurnState,
+        started: float,
+        queue: asyncio.Queue[dict[str, Any] | None],
+    ) -> None:
+        record = ModelRecord(requested=self.model_name)
+        state.sink = queue.put_nowait
+        current_model.set(record)  # this task's own context: the gateway client's response hook reads it
         attributes = Telemetry.trace_attributes(
             invocation.session_id, caller.actor_id, self.environment, [AGENT_NAME, self.environment]
         )
-        with self.telemetry.turn(attributes, invocation.prompt) as span:
-            try:
-                async for event in self._turn(invocation, caller, span, started, attributes):
-                    yield event
-            except Exception as error:
-                model_failure = isinstance(error, ModelUnavailable) or is_model_failure(error)
-                if model_failure:
-                    logger.warning("model unavailable: %s", error)
-                    code, message = (
-                        "model_unavailable",
-                        "the language model is unavailable; please try again shortly",
-                    )
-                else:
-                    logger.exception("turn failed")
-                    code, message = "internal_error", "the agent failed to answer; please try again"
-                span.error(code)
-                yield {"type": "error", "code": code, "message": message, "trace_id": span.trace_id}
+        try:
+            with self.telemetry.turn(attributes, invocation.prompt) as span:
+                state.trace_id = span.trace_id
+                try:
+                    async for event in self._turn(
+                        invocation, caller, span, started, attributes, state, record
+                    ):
+                        await queue.put(event)
+                except asyncio.CancelledError as cancelled:
+                    reason = cancelled.args[0] if cancelled.args else "cancelled"
+                    span.error(str(reason))
+                    logger.warning("turn cancelled (%s) after %.1f s", reason, time.perf_counter() - started)
+                    raise
+                except Exception as error:
+                    failure = classify_failure(error)
+                    if failure.code == "internal_error":
+                        logger.exception("turn failed")
+                    else:
+                        logger.warning("turn failed (%s): %s: %s", failure.code, type(error).__name__, error)
+                    span.error(failure.code)
+                    await queue.put(failure.event(span.trace_id))
+        finally:
+            queue.put_nowait(None)
 
     # --- the turn -----------------------------------------------------------------------------
 
@@ -321,7 +533,8 @@ class AgentService:
         def before(event: BeforeToolCallEvent) -> None:
             use = event.tool_use
             state.starts[use["toolUseId"]] = time.perf_counter()
-            state.events.append(
+            state.running[use["toolUseId"]] = bare_tool_name(use["name"])
+            state.emit(
                 {
                     "type": "tool_start",
                     "name": bare_tool_name(use["name"]),
@@ -332,6 +545,7 @@ class AgentService:
         def after(event: AfterToolCallEvent) -> None:
             use = event.tool_use
             began = state.starts.pop(use["toolUseId"], None)
+            state.running.pop(use["toolUseId"], None)
             duration = (
                 (time.perf_counter() - began) * 1000 if began is not None else (event.duration or 0.0) * 1000
             )
@@ -342,7 +556,7 @@ class AgentService:
                 error = _result_error(result)  # the tool ran and answered `{"error": ...}`
             else:
                 error = str(event.exception) if event.exception else _result_text(result) or "tool failed"
-                if any(marker in error.lower() for marker in ("connect", "closed", "timed out", "session")):
+                if isinstance(event.exception, ToolTransportError):
                     state.tool_transport_failed = True
             ok = error is None
             record = {
@@ -355,7 +569,7 @@ class AgentService:
             state.tools.append(record)
             if ok and (name in KNOWLEDGE_TOOLS or name in WEB_TOOLS):
                 _collect_citations(result, state)
-            state.events.append(
+            state.emit(
                 {
                     "type": "tool_end",
                     "name": name,
@@ -398,8 +612,9 @@ class AgentService:
         span: TurnSpan,
         started: float,
         attributes: dict[str, Any],
+        state: _TurnState,
+        record: ModelRecord,
     ) -> AsyncIterator[dict[str, Any]]:
-        state = _TurnState()
         zero_usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
 
         verdict_in = await self._check(invocation.prompt, "input", attributes)
@@ -509,8 +724,11 @@ class AgentService:
 
         await asyncio.to_thread(self.memory.record, caller.actor_id, invocation.session_id, prompt, answer)
         metadata = self._metadata(invocation, span, state, verdict, usage, started, answer)
+        metadata["model"] = record.answered or self.model_name
         span.set(
             {
+                "gen_ai.response.model": metadata["model"],
+                "agent.model.fallback": record.fallback,
                 "langfuse.observation.output": answer,
                 "guardrail.action": verdict.action,
                 "agent.tools": [t["name"] for t in state.tools],
@@ -518,3 +736,9 @@ class AgentService:
             }
         )
         yield {"type": "done", "answer": answer, "metadata": metadata}
+
+
+async def _settle(task: asyncio.Task[Any]) -> None:
+    """Wait for a cancelled task to finish its clean-up (it never raises here)."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

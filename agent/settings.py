@@ -50,8 +50,15 @@ class Settings:
     aws_region: str | None = None
     environment_tag: str = "local"
     max_output_tokens: int = 1024
-    model_timeout_seconds: float = 120.0
-    tool_timeout_seconds: float = 30.0
+    model_timeout_seconds: float = 30.0
+    tool_timeout_seconds: float = 20.0
+    turn_deadline_seconds: float = 45.0
+    heartbeat_seconds: float = 10.0
+    max_concurrent_turns: int = 16
+    max_connections: int = 128
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()
     trace_export_timeout_seconds: float = 2.0
     history_turns: int = 10
     input_cost_per_million: float | None = None
@@ -111,14 +118,35 @@ class Settings:
             "aws_region": optional("AWS_REGION") or optional("AWS_DEFAULT_REGION"),
             "environment_tag": optional("AGENT_ENVIRONMENT") or ("local" if mode == "local" else "deployed"),
             "max_output_tokens": int(number("AGENT_MAX_OUTPUT_TOKENS", 1024)),
-            "model_timeout_seconds": number("AGENT_MODEL_TIMEOUT_SECONDS", 120.0),
-            "tool_timeout_seconds": number("AGENT_TOOL_TIMEOUT_SECONDS", 30.0),
+            "model_timeout_seconds": number("AGENT_MODEL_TIMEOUT_SECONDS", 30.0),
+            "tool_timeout_seconds": number("AGENT_TOOL_TIMEOUT_SECONDS", 20.0),
+            "turn_deadline_seconds": number("AGENT_TURN_DEADLINE_SECONDS", 45.0),
+            "heartbeat_seconds": number("AGENT_HEARTBEAT_SECONDS", 10.0),
+            "max_concurrent_turns": int(number("AGENT_MAX_CONCURRENT_TURNS", 16)),
+            "max_connections": int(number("AGENT_MAX_CONNECTIONS", 128)),
+            "header_timeout_seconds": number("AGENT_HEADER_TIMEOUT_SECONDS", 10.0),
+            "body_timeout_seconds": number("AGENT_BODY_TIMEOUT_SECONDS", 10.0),
+            "allowed_hosts": tuple(
+                host.strip().lower()
+                for host in (optional("AGENT_ALLOWED_HOSTS") or "").split(",")
+                if host.strip()
+            ),
             "trace_export_timeout_seconds": number("AGENT_TRACE_EXPORT_TIMEOUT_SECONDS", 2.0),
             "history_turns": int(number("AGENT_HISTORY_TURNS", 10)),
             "input_cost_per_million": number("MODEL_INPUT_COST_PER_MILLION", 0.0) or None,
             "output_cost_per_million": number("MODEL_OUTPUT_COST_PER_MILLION", 0.0) or None,
             "service_name": optional("AGENT_SERVICE_NAME") or "aaf-agent",
         }
+        if values["tool_timeout_seconds"] >= values["turn_deadline_seconds"]:
+            raise ConfigurationError(
+                "AGENT_TOOL_TIMEOUT_SECONDS must be shorter than AGENT_TURN_DEADLINE_SECONDS "
+                f"({values['tool_timeout_seconds']} >= {values['turn_deadline_seconds']})"
+            )
+        if values["max_connections"] <= values["max_concurrent_turns"]:
+            raise ConfigurationError(
+                "AGENT_MAX_CONNECTIONS must be larger than AGENT_MAX_CONCURRENT_TURNS "
+                "(health checks need connections while every turn slot is taken)"
+            )
         if mode == "agentcore":
             values.update(
                 llm_gateway_key_secret_arn=required("LLM_GATEWAY_KEY_SECRET_ARN"),

@@ -4,20 +4,27 @@ Deployed, every request carries the agent's own machine token (OAuth client cred
 `gateway` client, refreshed before it expires) in `Authorization` and the caller's validated access
 token in `X-Actor-Token`; the gateway's interceptor turns that into the `_actor` argument. Locally the
 header is `X-Actor-Id: <local user>`. One MCP session is kept per caller and reused across turns; a
-session that fails is dropped and reopened on the next turn. When the server cannot be reached the
-turn runs without tools (and the model is told so) instead of failing. The gateway's target prefixes
-(`tickets___create_ticket`) are hidden from the model: tools are offered under their tools/specs.py names.
+session that fails on the transport is dropped and reopened on the next turn. When the server cannot
+be reached at all (connection refused, connect/start-up timeout) the turn runs without tools (and the
+model is told so); any other failure to open the session (HTTP error, JSON-RPC error to `initialize`,
+a protocol version the client does not support) is `ToolsUnavailable`: the turn fails with
+`tools_unavailable` instead of answering silently without tools. Every tool call is bounded by
+`AGENT_TOOL_TIMEOUT_SECONDS`. The gateway's target prefixes (`tickets___create_ticket`) are hidden
+from the model: tools are offered under their tools/specs.py names.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -29,6 +36,93 @@ logger = logging.getLogger(__name__)
 REFRESH_MARGIN_SECONDS = 120.0
 MAX_SESSIONS = 16
 TARGET_SEPARATOR = "___"
+DEFAULT_TOOL_TIMEOUT_SECONDS = 20.0
+MCP_REQUEST_TIMEOUT_CODE = 408  # mcp 1.30 shared/session.py: ErrorData(code=httpx.codes.REQUEST_TIMEOUT)
+MCP_CONNECTION_CLOSED_CODE = -32000  # mcp.types.CONNECTION_CLOSED
+
+# Failures that mean "the server could not be reached": the turn degrades to no tools.
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    ConnectionError,
+    concurrent.futures.TimeoutError,
+    TimeoutError,
+)
+
+
+class ToolsUnavailable(Exception):
+    """The tool server answered but no usable MCP session could be opened (protocol, auth, HTTP error)."""
+
+
+class ToolCallError(Exception):
+    """A tool call that failed below the tool itself; the message names the tool and the cause."""
+
+
+class ToolTimeout(ToolCallError):
+    """A tool call that did not answer within AGENT_TOOL_TIMEOUT_SECONDS."""
+
+
+class ToolTransportError(ToolCallError):
+    """A tool call whose MCP transport failed; the caller's session is dropped and reopened."""
+
+
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, its causes/contexts and the members of exception groups, each once."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                pending.append(linked)
+
+
+def _mcp_error_code(error: BaseException) -> int | None:
+    from mcp.shared.exceptions import McpError
+
+    return error.error.code if isinstance(error, McpError) else None
+
+
+def classify_open_failure(error: BaseException) -> bool:
+    """True when opening a session failed only because the server could not be reached."""
+    chain = list(exception_chain(error))
+    if any(_mcp_error_code(e) is not None or isinstance(e, httpx.HTTPStatusError) for e in chain):
+        return False
+    return any(isinstance(e, UNREACHABLE_ERRORS) for e in chain)
+
+
+def classify_call_failure(
+    tool: str, limit: float, error: BaseException, *, session_alive: bool = True
+) -> ToolCallError:
+    """The typed failure of a tool call: by exception type and MCP error code, and by whether the MCP
+    session survived (strands-agents 1.62.0 reports a session that ended mid-call as a bare
+    RuntimeError, so the session's state, not the exception's text, says the transport broke)."""
+    import anyio
+    from strands.types.exceptions import MCPClientInitializationError
+
+    transport = (
+        httpx.TransportError,
+        anyio.ClosedResourceError,
+        anyio.BrokenResourceError,
+        anyio.EndOfStream,
+        ConnectionError,
+        MCPClientInitializationError,
+    )
+    for current in exception_chain(error):
+        code = _mcp_error_code(current)
+        if code == MCP_REQUEST_TIMEOUT_CODE:
+            return ToolTimeout(f"tool {tool} timed out after {limit:g} s")
+        if code == MCP_CONNECTION_CLOSED_CODE or isinstance(current, transport):
+            return ToolTransportError(f"tool {tool} failed: the tool server connection broke ({error})"[:500])
+    if not session_alive:
+        return ToolTransportError(f"tool {tool} failed: the tool server connection broke ({error})"[:500])
+    return ToolCallError(f"tool {tool} failed: {error}"[:500])
 
 
 def bare_tool_name(name: str) -> str:
@@ -41,13 +135,73 @@ def bare_tool_name(name: str) -> str:
     return rest if separator and rest else name
 
 
-def unprefixed(tools: list[Any]) -> list[Any]:
-    """MCP tools renamed to their bare names for the model (the server is still called with the real name).
+def _bounded_tool_class() -> type[Any]:
+    from strands.tools.mcp import MCPAgentTool
+    from strands.types._events import ToolResultEvent
+
+    class BoundedMcpTool(MCPAgentTool):
+        """An MCP tool whose call is bounded (MCP read timeout, and an asyncio deadline behind it) and
+        whose failures are raised as typed exceptions, so hooks classify them without reading text."""
+
+        async def stream(self, tool_use: Any, invocation_state: dict[str, Any], **kwargs: Any) -> Any:
+            limit = self.timeout.total_seconds() if self.timeout else DEFAULT_TOOL_TIMEOUT_SECONDS
+            try:
+                async with asyncio.timeout(limit + 1.0):
+                    result = await self.mcp_client.call_tool_async(
+                        tool_use_id=tool_use["toolUseId"],
+                        name=self.mcp_tool.name,
+                        arguments=tool_use["input"],
+                        read_timeout_seconds=timedelta(seconds=limit),
+                        cancel_signal=getattr(invocation_state.get("agent"), "_cancel_signal", None),
+                    )
+            except TimeoutError:
+                raise ToolTimeout(f"tool {self.tool_name} timed out after {limit:g} s") from None
+            except Exception as error:  # e.g. MCPClientInitializationError: the session is not running
+                raise classify_call_failure(
+                    self.tool_name, limit, error, session_alive=self._session_alive()
+                ) from error
+            failures = getattr(self.mcp_client, "failures", None)
+            failure = failures.pop(tool_use["toolUseId"], None) if isinstance(failures, dict) else None
+            if failure is not None:
+                raise classify_call_failure(
+                    self.tool_name, limit, failure, session_alive=self._session_alive()
+                ) from failure
+            yield ToolResultEvent(result)
+
+        def _session_alive(self) -> bool:
+            alive = getattr(self.mcp_client, "_is_session_active", None)  # strands-agents 1.62.0
+            return bool(alive()) if callable(alive) else True
+
+    return BoundedMcpTool
+
+
+def _recording_client_class() -> type[Any]:
+    from strands.tools.mcp import MCPClient
+
+    class RecordingMcpClient(MCPClient):
+        """Keeps the exception of each failed call: strands-agents 1.62.0 `call_tool_async` turns it into
+        a text result (`_handle_tool_execution_error`), and the type is what classifies the failure."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.failures: dict[str, BaseException] = {}
+
+        def _handle_tool_execution_error(self, tool_use_id: str, exception: Exception) -> Any:
+            self.failures[tool_use_id] = exception
+            return super()._handle_tool_execution_error(tool_use_id, exception)
+
+    return RecordingMcpClient
+
+
+def unprefixed(tools: list[Any], timeout_seconds: float = DEFAULT_TOOL_TIMEOUT_SECONDS) -> list[Any]:
+    """MCP tools renamed to their bare names for the model (the server is still called with the real name),
+    each bounded by `timeout_seconds`.
 
     A bare name shared by two targets keeps its prefixed form, so the model can tell them apart.
     """
     from strands.tools.mcp import MCPAgentTool
 
+    bounded = _bounded_tool_class()
     counts: dict[str, int] = {}
     for tool in tools:
         bare = bare_tool_name(tool.tool_name)
@@ -55,8 +209,14 @@ def unprefixed(tools: list[Any]) -> list[Any]:
     renamed: list[Any] = []
     for tool in tools:
         bare = bare_tool_name(tool.tool_name)
-        if isinstance(tool, MCPAgentTool) and bare != tool.tool_name and counts[bare] == 1:
-            tool = MCPAgentTool(tool.mcp_tool, tool.mcp_client, name_override=bare, timeout=tool.timeout)
+        if isinstance(tool, MCPAgentTool):
+            name = bare if bare != tool.tool_name and counts[bare] == 1 else tool.tool_name
+            tool = bounded(
+                tool.mcp_tool,
+                tool.mcp_client,
+                name_override=name,
+                timeout=timedelta(seconds=timeout_seconds),
+            )
         renamed.append(tool)
     return renamed
 
@@ -163,12 +323,14 @@ class McpTools:
         auth: httpx.Auth | None = None,
         startup_timeout: int = 5,
         max_sessions: int = MAX_SESSIONS,
+        tool_timeout_seconds: float = DEFAULT_TOOL_TIMEOUT_SECONDS,
     ) -> None:
         self.url = url
         self._headers_for = headers_for
         self._auth = auth
         self._startup_timeout = startup_timeout
         self._max_sessions = max_sessions
+        self.tool_timeout_seconds = tool_timeout_seconds
         self._sessions: OrderedDict[str, tuple[Any, list[Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -178,9 +340,7 @@ class McpTools:
         return hashlib.sha256(material.encode()).hexdigest()
 
     def _open(self, caller: Caller) -> tuple[Any, list[Any]]:
-        from strands.tools.mcp import MCPClient
-
-        client = MCPClient(
+        client = _recording_client_class()(
             url=self.url,
             headers=self._headers_for(caller),
             auth_provider=self._auth,
@@ -188,7 +348,7 @@ class McpTools:
         )
         client.start()
         try:
-            tools = unprefixed(list(client.list_tools_sync()))
+            tools = unprefixed(list(client.list_tools_sync()), self.tool_timeout_seconds)
         except Exception:
             _stop(client)
             raise
@@ -203,8 +363,15 @@ class McpTools:
         try:
             client, tools = self._open(caller)
         except Exception as error:
-            logger.warning("tool server %s unreachable, answering without tools: %s", self.url, error)
-            return []
+            if classify_open_failure(error):
+                logger.warning("tool server %s unreachable, answering without tools: %s", self.url, error)
+                return []
+            causes = [f"{type(e).__name__}: {e}" for e in exception_chain(error)][1:] or [str(error)]
+            logger.error("tool server %s answered but no MCP session could be opened: %s", self.url, causes)
+            raise ToolsUnavailable(
+                "the tool server answered but the MCP session could not be opened "
+                f"({type(error).__name__}; see the agent log)"
+            ) from error
         evicted: list[Any] = []
         with self._lock:
             self._sessions[key] = (client, tools)

@@ -243,12 +243,15 @@ def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
         yield "\n".join(data)
 
 
-def parse_event(payload: str) -> AgentEvent:
+def parse_event(payload: str) -> AgentEvent | None:
     """Turn one `data:` payload into an event; an `error` event raises `AgentError`.
+
+    Returns None for an event the client has nothing to do with: the `heartbeat` the agent streams while
+    it waits, and any event type newer than this client (docs/agent-api.md: clients ignore unknown types).
 
     Raises:
         AgentError: for the contract's `error` event.
-        ProtocolError: for anything that is not a known event.
+        ProtocolError: for a payload that is not a JSON object with a string `type`.
     """
     try:
         event = json.loads(payload)
@@ -257,6 +260,8 @@ def parse_event(payload: str) -> AgentEvent:
     if not isinstance(event, dict):
         raise ProtocolError("invalid_response", "the agent streamed an event that is not an object")
     kind = event.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise ProtocolError("invalid_response", "the agent streamed an event without a type")
     if kind == "text":
         return TextDelta(str(event.get("delta", "")))
     if kind == "tool_start":
@@ -277,7 +282,9 @@ def parse_event(payload: str) -> AgentEvent:
             str(event.get("message") or "the agent failed"),
             trace_id=event.get("trace_id"),
         )
-    raise ProtocolError("invalid_response", f"unknown stream event type {kind!r}")
+    if kind != "heartbeat":
+        logger.debug("ignoring stream event type %r (newer than this client)", kind)
+    return None
 
 
 # --- target and client --------------------------------------------------------------------------
@@ -381,6 +388,8 @@ class AgentClient:
                     )
                 for payload in iter_sse_data(response.iter_lines()):
                     event = parse_event(payload)
+                    if event is None:
+                        continue
                     yield event
                     if isinstance(event, Done):
                         return

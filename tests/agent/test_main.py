@@ -33,6 +33,7 @@ DEPLOYED = Settings(
 )
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 SESSION = "s-" + "f" * 32
+LOCAL_URL = "http://127.0.0.1:8080"  # local mode only answers requests for a loopback Host
 
 
 def jwt(claims: dict[str, object]) -> str:
@@ -44,7 +45,7 @@ def jwt(claims: dict[str, object]) -> str:
 
 @pytest.fixture
 def client(make_service):
-    with TestClient(create_app(LOCAL, service=make_service())) as test_client:
+    with TestClient(create_app(LOCAL, service=make_service()), base_url=LOCAL_URL) as test_client:
         yield test_client
 
 

@@ -63,10 +63,16 @@ def test_sse_last_event_without_blank_line_is_delivered():
     assert list(iter_sse_data(["data: tail"])) == ["tail"]
 
 
-@pytest.mark.parametrize("payload", ["not json", "[1, 2]", '{"type": "mystery"}'])
-def test_unknown_or_malformed_events_are_protocol_errors(payload):
+@pytest.mark.parametrize("payload", ["not json", "[1, 2]", '{"delta": "x"}', '{"type": 3}'])
+def test_malformed_events_are_protocol_errors(payload):
     with pytest.raises(ProtocolError):
         parse_event(payload)
+
+
+@pytest.mark.parametrize("payload", ['{"type": "heartbeat", "elapsed_ms": 10000}', '{"type": "mystery"}'])
+def test_heartbeats_and_newer_event_types_are_ignored(payload):
+    """docs/agent-api.md: the agent streams `heartbeat` while it waits; clients ignore unknown types."""
+    assert parse_event(payload) is None
 
 
 def test_error_event_raises_with_code_and_trace():
@@ -143,6 +149,15 @@ def test_stream_yields_tools_text_and_done_in_order(agent, client):
     assert metadata.citations[1].text is not None and metadata.citations[1].text.startswith("To restore")
     assert metadata.tools[0].arguments == {"query": "reset router x200"}
     assert metadata.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_stream_skips_heartbeats_and_still_completes(agent, client):
+    """A turn that waited (the agent streams `heartbeat` after 10 s of silence) reads like any other."""
+    agent.enqueue(Recorded.recording("answer_with_heartbeat.sse"))
+    events = list(client.stream("How do I reset my router?", new_session_id()))
+    assert {type(e) for e in events} <= {ToolStart, ToolEnd, TextDelta, Done}
+    assert isinstance(events[-1], Done)
+    assert "".join(e.delta for e in events if isinstance(e, TextDelta)) == events[-1].answer
 
 
 def test_request_carries_session_header_body_and_stream_flag(agent, client):
