@@ -80,11 +80,16 @@ class Upstream:
         api_base: base URL including `/v1`, e.g. `http://127.0.0.1:8001/v1`.
         model: the model name the upstream expects (default: the entry's `model_id`).
         api_key_env: variable holding the upstream's API key (None: a placeholder key is sent).
+        rate_limits: keep the catalog entry's rpm/tpm on this deployment. Off by default: the catalog's
+            limits are the Bedrock quotas of the catalogued model, which say nothing about another
+            server (applied to a local scripted or self-hosted model they throttle it to ~300 calls
+            a minute for no reason). `GATEWAY_UPSTREAM_RATE_LIMITS=catalog` turns them on locally.
     """
 
     api_base: str
     model: str | None = None
     api_key_env: str | None = None
+    rate_limits: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,10 +182,12 @@ def _model(entry: ModelEntry, catalog: ModelCatalogConfig, upstream: Upstream | 
             params["api_key"] = env_ref(key_env)
         elif entry.provider == "openai_compatible":
             params["api_key"] = "local-upstream-no-key"
-    if entry.rpm is not None:
-        params["rpm"] = entry.rpm
-    if entry.tpm is not None:
-        params["tpm"] = entry.tpm
+    # The catalog's rpm/tpm describe the catalogued provider's quota; an upstream keeps them only when asked.
+    if upstream is None or upstream.rate_limits:
+        if entry.rpm is not None:
+            params["rpm"] = entry.rpm
+        if entry.tpm is not None:
+            params["tpm"] = entry.tpm
     params["timeout"] = catalog.request_timeout_seconds
     if entry.input_cost_per_million is not None:
         params["input_cost_per_token"] = entry.input_cost_per_million / 1_000_000

@@ -7,8 +7,9 @@ Models are reached through the catalogued providers: Bedrock with the user's AWS
 (profile, SSO or environment; a region from AWS_REGION / AWS_DEFAULT_REGION / the profile), OpenAI
 or Anthropic with their API key variables. Alternatively `GATEWAY_UPSTREAM_BASE=<url ending in /v1>`
 serves every alias from one OpenAI-compatible server (`GATEWAY_UPSTREAM_MODEL` picks its model name,
-`GATEWAY_UPSTREAM_KEY_ENV` names the variable holding its key). Missing credentials stop the launch
-before the proxy starts, with a message naming the variables.
+`GATEWAY_UPSTREAM_KEY_ENV` names the variable holding its key). The catalog's rpm/tpm limits are Bedrock
+quotas, so they are not applied to such an upstream unless `GATEWAY_UPSTREAM_RATE_LIMITS=catalog`.
+Missing credentials stop the launch before the proxy starts, with a message naming the variables.
 
 There is no database locally (LiteLLM's Prisma engines cannot be installed here), so there are no
 virtual keys: each run generates a master key and writes it, with the URL, to `.local/gateway.env`
@@ -21,10 +22,13 @@ virtual keys: each run generates a master key and writes it, with the URL, to `.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +54,9 @@ QUIET_LOG_CONFIG = Path(__file__).with_name("uvicorn_log_config.json")
 UPSTREAM_BASE_ENV = "GATEWAY_UPSTREAM_BASE"
 UPSTREAM_MODEL_ENV = "GATEWAY_UPSTREAM_MODEL"
 UPSTREAM_KEY_ENV = "GATEWAY_UPSTREAM_KEY_ENV"
+UPSTREAM_RATE_LIMITS_ENV = "GATEWAY_UPSTREAM_RATE_LIMITS"
+# GATEWAY_UPSTREAM_RATE_LIMITS values: whether the catalog's rpm/tpm apply to GATEWAY_UPSTREAM_BASE.
+UPSTREAM_RATE_LIMITS: Mapping[str, bool] = {"": False, "off": False, "catalog": True}
 AWS_REGION_ENVS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
 # Quiet, lean proxy: these switch off work the local gateway does not need (see benchmarks/gateway_overhead.py).
@@ -63,6 +70,108 @@ PROXY_ENV_DEFAULTS: Mapping[str, str] = {
 
 class CredentialsError(RuntimeError):
     """A catalogued provider has no credentials; the message names the variables to set."""
+
+
+class UpstreamError(CredentialsError):
+    """GATEWAY_UPSTREAM_BASE is unreachable, refuses the key or does not serve the model to be sent."""
+
+
+UPSTREAM_CHECK_TIMEOUT_SECONDS = 5.0
+UPSTREAM_MODELS_SHOWN = 8
+
+
+def _list_models(base: str, key: str | None, timeout: float) -> list[str] | None:
+    """The model ids `GET <base>/models` lists (OpenAI-compatible; Ollama serves /v1/models too), or None
+    when the server has no such route (it answered, so it is reachable).
+
+    Raises:
+        UpstreamError: unreachable within `timeout`, key refused, or a server error.
+    """
+    url = f"{base.rstrip('/')}/models"
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (http(s) checked)
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) checked)
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            raise UpstreamError(
+                f"{UPSTREAM_BASE_ENV}={base} refused the request (HTTP {error.code}): set "
+                f"{UPSTREAM_KEY_ENV} to the name of the variable holding its API key"
+            ) from None
+        if error.code in (404, 405, 501):
+            return None
+        raise UpstreamError(f"{UPSTREAM_BASE_ENV}={base}: GET {url} answered HTTP {error.code}") from None
+    except (TimeoutError, urllib.error.URLError, OSError) as error:
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        raise UpstreamError(
+            f"cannot reach {UPSTREAM_BASE_ENV}={base} within {timeout:.0f}s ({reason or type(reason).__name__}):"
+            " is the model server running (e.g. `ollama serve`) and does the URL end in /v1?"
+        ) from None
+    try:
+        data = json.loads(body)["data"]
+        return [str(item["id"]) for item in data]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def check_upstream(
+    config: AppConfig,
+    upstreams: Mapping[str, Upstream],
+    environ: Mapping[str, str],
+    *,
+    timeout: float = UPSTREAM_CHECK_TIMEOUT_SECONDS,
+) -> list[str]:
+    """Check each GATEWAY_UPSTREAM_BASE before anything starts: it answers within `timeout` and lists
+    the model every alias will send (GATEWAY_UPSTREAM_MODEL, else the catalog's Bedrock id, which an
+    Ollama or vLLM server does not have). Returns warnings (a server without `GET /models`).
+
+    Raises:
+        UpstreamError: naming the cause and the fix, e.g. `GATEWAY_UPSTREAM_MODEL=llama3.2 make local`.
+    """
+    warnings: list[str] = []
+    checked: dict[str, list[str] | None] = {}
+    for entry in config.models.entries:
+        upstream = upstreams.get(entry.alias)
+        if upstream is None:
+            continue
+        if upstream.api_base not in checked:
+            key = environ.get(upstream.api_key_env) if upstream.api_key_env else None
+            checked[upstream.api_base] = _list_models(upstream.api_base, key, timeout)
+        listed = checked[upstream.api_base]
+        sent = upstream.model or entry.model_id
+        if listed is None:
+            if upstream.model is None:
+                raise UpstreamError(
+                    f"{UPSTREAM_BASE_ENV}={upstream.api_base} does not list its models (GET /models), and "
+                    f"without {UPSTREAM_MODEL_ENV} alias {entry.alias!r} would ask it for the Bedrock id "
+                    f"{sent!r}: set {UPSTREAM_MODEL_ENV} to a model it serves, e.g. "
+                    f"`{UPSTREAM_MODEL_ENV}=llama3.2 make local`"
+                )
+            warning = (
+                f"{UPSTREAM_BASE_ENV}={upstream.api_base} does not list its models: {sent!r} is not checked"
+            )
+            if warning not in warnings:
+                warnings.append(warning)
+            continue
+        if sent in listed:
+            continue
+        shown = ", ".join(listed[:UPSTREAM_MODELS_SHOWN]) + (
+            " ..." if len(listed) > UPSTREAM_MODELS_SHOWN else ""
+        )
+        example = listed[0] if listed else "<model>"
+        problem = (
+            f"{UPSTREAM_MODEL_ENV}={upstream.model} is not a model it serves"
+            if upstream.model
+            else f"{UPSTREAM_MODEL_ENV} is not set, so alias {entry.alias!r} would ask it for the Bedrock id {sent!r}"
+        )
+        raise UpstreamError(
+            f"{UPSTREAM_BASE_ENV}={upstream.api_base}: {problem}.\n"
+            f"It serves: {shown or '(no models; pull one first, e.g. `ollama pull llama3.2`)'}\n"
+            f"Fix: {UPSTREAM_MODEL_ENV}={example} {UPSTREAM_BASE_ENV}={upstream.api_base} make local"
+        )
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -94,8 +203,16 @@ def upstreams_from_env(config: AppConfig, environ: Mapping[str, str]) -> dict[st
     if key_env is not None and not environ.get(key_env):
         raise CredentialsError(f"{UPSTREAM_KEY_ENV} names {key_env}, which is not set")
     model = environ.get(UPSTREAM_MODEL_ENV, "").strip() or None
+    limits = environ.get(UPSTREAM_RATE_LIMITS_ENV, "").strip().lower()
+    if limits not in UPSTREAM_RATE_LIMITS:
+        raise CredentialsError(
+            f"{UPSTREAM_RATE_LIMITS_ENV} must be one of {sorted(k for k in UPSTREAM_RATE_LIMITS if k)}"
+            f" (got {limits!r})"
+        )
     return {
-        entry.alias: Upstream(api_base=base, model=model, api_key_env=key_env)
+        entry.alias: Upstream(
+            api_base=base, model=model, api_key_env=key_env, rate_limits=UPSTREAM_RATE_LIMITS[limits]
+        )
         for entry in config.models.entries
     }
 
@@ -279,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         gateway = prepare(
             config, state_dir=args.state_dir, host=args.host, port=args.port, access_log=args.access_log
         )
+        for warning in check_upstream(config, gateway.upstreams, gateway.env):
+            logger.warning("%s", warning)
     except CredentialsError as error:
         print(error, file=sys.stderr)
         return 2

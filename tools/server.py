@@ -8,6 +8,14 @@ over the embedded index of `corpus/` (`tools/local_index.py`), and web search th
 The caller's identity is the `X-Actor-Id` header the local agent sends (the loopback stand-in for the
 gateway interceptor's verified `_actor`); a call without it fails with an authorization error.
 
+A web page must not be able to drive it (it holds the user's tickets): every request's `Host` must be a
+loopback name (DNS-rebinding protection, the MCP SDK's `TransportSecuritySettings`), a request with an
+`Origin` header is refused unless that origin was allowed with `--allow-origin`, and a POST must be
+`application/json` (which a cross-site form cannot send without a CORS preflight, never granted here).
+A body that is not JSON-RPC-sized JSON (over MAX_BODY_BYTES, not UTF-8 JSON, nested deeper than
+MAX_JSON_DEPTH) gets a 4xx JSON-RPC error before the SDK parses it (the SDK answers 500 to a
+RecursionError).
+
     python -m tools.server --port 8765 --db .local/tickets.db
 """
 
@@ -19,21 +27,28 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import mcp.types as types
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from tools import specs
-from tools.tickets import SqliteTicketRepository, TicketError, TicketService, dispatch
+from tools.tickets import (
+    SqliteTicketRepository,
+    TicketError,
+    TicketService,
+    dispatch,
+    validate_arguments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +56,12 @@ ACTOR_HEADER = "x-actor-id"
 ACTOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 TAVILY_URL = "https://api.tavily.com/search"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The names a loopback client puts in `Host` (with any port): anything else is a DNS-rebinding attempt.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# A tool call is a few KiB (the largest argument, a ticket description, is 4,000 characters).
+MAX_BODY_BYTES = 256 * 1024
+# A JSON-RPC tool call nests about 4 levels; the deepest published schema adds 2.
+MAX_JSON_DEPTH = 32
 
 SearchFn = Callable[[str, int], list[dict[str, Any]]]
 
@@ -98,12 +119,11 @@ class ToolServer:
             for spec in self.specs
         ]
 
-    def call(self, name: str, arguments: dict[str, Any], actor: str | None) -> dict[str, Any]:
+    def call(self, name: str, arguments: Any, actor: str | None) -> dict[str, Any]:
         """Run one tool; raise ToolFailure with a message for the model."""
         spec = next((s for s in self.specs if s.name == name), None)
         if spec is None:
             raise ToolFailure(f"unknown tool {name!r}; available: {[s.name for s in self.specs]}")
-        arguments = {key: value for key, value in arguments.items() if key != "_actor"}
         if spec.target == "tickets":
             if actor is None:
                 raise ToolFailure("unauthorized: no caller identity (X-Actor-Id header missing or invalid)")
@@ -111,16 +131,26 @@ class ToolServer:
                 return dispatch(self.tickets, name, arguments, actor)
             except TicketError as error:
                 raise ToolFailure(str(error)) from error
+        # The MCP SDK validated the call against the schema already; checked again here so a handler never
+        # sees what its schema forbids (another transport, a schema drift): a named error, not a KeyError.
+        try:
+            checked = validate_arguments(spec, arguments)
+        except TicketError as error:
+            raise ToolFailure(str(error)) from error
+        query, max_results = str(checked["query"]), int(checked.get("max_results", 5))
         if spec.target == "knowledge":
-            max_results = int(arguments.get("max_results", 5))
-            query = str(arguments["query"])
             hits = self.knowledge.search(query, max_results)
             return {"query": query, "results": [hit.as_result() for hit in hits], "count": len(hits)}
         assert self.web_search is not None
-        max_results = int(arguments.get("max_results", 5))
-        return {"results": self.web_search(str(arguments["query"]), max_results)}
+        return {"results": self.web_search(query, max_results)}
 
-    def build_app(self) -> Starlette:
+    def build_app(self, allowed_origins: Sequence[str] = ()) -> Starlette:
+        """The Starlette app: `/mcp` (streamable HTTP) and `/health`, both loopback-Host only.
+
+        Args:
+            allowed_origins: browser origins (`http://localhost:6274`, or `http://localhost:*` for any
+                port) allowed to call; by default a request carrying any `Origin` is refused (403).
+        """
         server: Server[Any, Any] = Server("agentic-foundation-local-tools")
         tool_server = self
 
@@ -144,9 +174,16 @@ class ToolServer:
             except ValueError as error:
                 raise ToolFailure(f"invalid_argument: {error}") from error
 
-        manager = StreamableHTTPSessionManager(app=server)
+        settings = transport_security(allowed_origins)
+        security = TransportSecurityMiddleware(settings)
+        manager = StreamableHTTPSessionManager(
+            app=server, security_settings=settings, max_request_body_size=MAX_BODY_BYTES
+        )
 
-        async def health(_: Request) -> JSONResponse:
+        async def health(request: Request) -> Response:
+            rejected = await security.validate_request(request, is_post=False)
+            if rejected is not None:
+                return rejected
             return JSONResponse({"status": "ok", "tools": [spec.name for spec in tool_server.specs]})
 
         @contextlib.asynccontextmanager
@@ -158,20 +195,107 @@ class ToolServer:
             # A Route, not a Mount: `/mcp` itself is the endpoint (a Mount answers it with a 307 to `/mcp/`).
             routes=[
                 Route("/health", health),
-                Route("/mcp", _McpEndpoint(manager), methods=["GET", "POST", "DELETE"]),
+                Route("/mcp", _McpEndpoint(manager, security), methods=["GET", "POST", "DELETE"]),
             ],
             lifespan=lifespan,
         )
 
 
-class _McpEndpoint:
-    """The streamable-HTTP session manager as a plain ASGI endpoint (Starlette routes class instances as ASGI)."""
+def transport_security(allowed_origins: Sequence[str] = ()) -> TransportSecuritySettings:
+    """The MCP SDK's DNS-rebinding protection: loopback `Host` only, `Origin` only from the allowed list."""
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*LOOPBACK_HOSTS, *(f"{host}:*" for host in LOOPBACK_HOSTS)],
+        allowed_origins=list(allowed_origins),
+    )
 
-    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests containers deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _jsonrpc_error(status: int, code: int, message: str) -> JSONResponse:
+    """A JSON-RPC error object without a request id (the request could not be read), as the SDK sends."""
+    return JSONResponse(
+        {"jsonrpc": "2.0", "id": "server-error", "error": {"code": code, "message": message}},
+        status_code=status,
+    )
+
+
+class _McpEndpoint:
+    """The streamable-HTTP session manager as a plain ASGI endpoint (Starlette routes class instances as
+    ASGI), behind the Host/Origin check and a body gate: at most MAX_BODY_BYTES of UTF-8 JSON nested at
+    most MAX_JSON_DEPTH deep, else a 4xx JSON-RPC error (-32700 parse error)."""
+
+    def __init__(self, manager: StreamableHTTPSessionManager, security: TransportSecurityMiddleware) -> None:
         self._manager = manager
+        self._security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._manager.handle_request(scope, receive, send)
+        is_post = scope.get("method") == "POST"
+        rejected = await self._security.validate_request(Request(scope, receive), is_post=is_post)
+        if rejected is not None:
+            await rejected(scope, receive, send)
+            return
+        if not is_post:
+            await self._manager.handle_request(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body.extend(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if len(body) > MAX_BODY_BYTES:
+                response = _jsonrpc_error(
+                    413, types.INVALID_REQUEST, f"request body is larger than {MAX_BODY_BYTES} bytes"
+                )
+                await response(scope, receive, send)
+                return
+        problem = _parse_problem(bytes(body))
+        if problem is not None:
+            logger.info("rejected an MCP request body: %s", problem)
+            await _jsonrpc_error(400, types.PARSE_ERROR, f"Parse error: {problem}")(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self._manager.handle_request(scope, replay, send)
+
+
+def _parse_problem(body: bytes) -> str | None:
+    """Why `body` is not acceptable JSON for a JSON-RPC request, or None when it is."""
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "the body is not UTF-8"
+    except json.JSONDecodeError as error:
+        return f"the body is not JSON: {error}"
+    except RecursionError:
+        return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    except ValueError as error:  # e.g. an integer longer than Python's int-string limit (4300 digits)
+        return f"the body is not acceptable JSON: {error}"
+    if _too_deep(parsed, MAX_JSON_DEPTH):
+        return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    return None
 
 
 def create_server(
@@ -194,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--index-cache", default=str(REPO_ROOT / ".local" / "index"), help="embedding cache dir"
     )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin allowed to call (e.g. http://localhost:6274; repeatable); default: none",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -213,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     uvicorn.run(
-        tool_server.build_app(),
+        tool_server.build_app(allowed_origins=args.allow_origin),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.otlp_recorder import OtlpRecorder
 from tests.support.processes import free_port
 from tests.support.scripted_model import ScriptedModel, Text
 
@@ -56,13 +57,19 @@ def _pids_in_group(pgid: int) -> list[int]:
 
 
 def test_one_command_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """Also with Langfuse (docs/local-mode.md "Traces"): the turn is traced there, and no key is printed."""
     ports = {name: free_port() for name in ("GATEWAY_PORT", "TOOLS_PORT", "AGENT_PORT")}
+    langfuse = OtlpRecorder(public_key="pk-lf-local", secret_key="sk-lf-local-secret").start()
     with ScriptedModel() as model:
         model.enqueue(Text("Hello from the local stack."))
         env = {
+            "LANGFUSE_HOST": langfuse.url,
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-local",
+            "LANGFUSE_SECRET_KEY": "sk-lf-local-secret",
             **base_env(tmp_path),
             **{k: str(v) for k, v in ports.items()},
             "GATEWAY_UPSTREAM_BASE": model.base_url,
+            "GATEWAY_UPSTREAM_MODEL": model.model_name,
         }
         launcher = subprocess.Popen(
             [sys.executable, "-m", "scripts.local", "--no-frontend"],
@@ -89,8 +96,11 @@ def test_one_command_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> No
             assert response.status_code == 200, response.text
             assert response.json()["answer"] == "Hello from the local stack."
             assert (
-                model.requests[-1]["model"] == "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-            )  # the catalog id
+                model.requests[-1]["model"] == model.model_name
+            )  # GATEWAY_UPSTREAM_MODEL, not the Bedrock id
+            trace_id = response.json()["metadata"]["trace_id"]
+            assert len(trace_id) == 32, response.json()
+            langfuse.wait_for_spans(predicate=lambda span: span.trace_id == trace_id, timeout=30)
             children = [
                 int(p)
                 for p in subprocess.run(
@@ -100,10 +110,13 @@ def test_one_command_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> No
             assert len(children) == 3
         finally:
             launcher.send_signal(signal.SIGINT)
-            launcher.wait(timeout=60)
+            rest, _ = launcher.communicate(timeout=60)
+            langfuse.stop()
         for child in children:
             assert _pids_in_group(child) == [], f"process group {child} survived Ctrl-C"
         assert launcher.returncode == 0
+        logs = "".join(path.read_text(errors="replace") for path in (tmp_path / "logs").glob("*.log"))
+        assert "sk-lf-local-secret" not in "".join(lines) + rest + logs
 
 
 def test_ctrl_c_during_start_up_stops_what_was_started(tmp_path: Path) -> None:
@@ -113,6 +126,7 @@ def test_ctrl_c_during_start_up_stops_what_was_started(tmp_path: Path) -> None:
             **base_env(tmp_path),
             **{k: str(v) for k, v in ports.items()},
             "GATEWAY_UPSTREAM_BASE": model.base_url,
+            "GATEWAY_UPSTREAM_MODEL": model.model_name,
         }
         launcher = subprocess.Popen(
             [sys.executable, "-m", "scripts.local", "--no-frontend"],
@@ -172,3 +186,66 @@ def test_agent_environment_carries_the_config_guardrail_and_identity() -> None:
     blocked = policy.check("Which stocks should I buy?", "input")
     assert blocked.blocked and blocked.text == config.guardrail.blocked_input_message
     assert set(policy.pii) == {rule.type for rule in config.guardrail.pii}
+
+
+def _agent_env(environ: dict[str, str]) -> dict[str, str]:
+    from scripts.local import agent_environment
+    from tests.factories import test_config
+
+    return agent_environment(
+        test_config("dev"),
+        profile="dev",
+        gateway_url="http://127.0.0.1:4000",
+        gateway_key="sk-run",
+        tools_url="http://127.0.0.1:8765/mcp",
+        port=8080,
+        environ=environ,
+    )
+
+
+def test_documented_agent_settings_reach_the_agent_and_nothing_else_does() -> None:
+    """`make local` used to drop every AGENT_* variable, so timeouts could not be tuned locally."""
+    from agent.settings import Settings
+
+    env = _agent_env(
+        {
+            "HOME": "/home/x",
+            "AGENT_MODEL_TIMEOUT_SECONDS": "7",
+            "AGENT_TOOL_TIMEOUT_SECONDS": "3",
+            "AGENT_TRACE_EXPORT_TIMEOUT_SECONDS": "0.5",
+            "AGENT_HISTORY_TURNS": "4",
+            "AGENT_MAX_OUTPUT_TOKENS": "256",
+            "AGENT_LOG_LEVEL": "DEBUG",
+            # Not tunables: a user's (or another tool's) variables that merely share the prefix...
+            "AGENT_API_TOKEN": "secret-from-another-tool",
+            "AGENT_MODE": "agentcore",
+            "AGENT_PORT": "1",
+            "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Basic c2VjcmV0",
+        }
+    )
+    settings = Settings.from_env(env)
+    assert (settings.model_timeout_seconds, settings.tool_timeout_seconds) == (7.0, 3.0)
+    assert (settings.trace_export_timeout_seconds, settings.history_turns, settings.max_output_tokens) == (
+        0.5,
+        4,
+        256,
+    )
+    assert env["AGENT_LOG_LEVEL"] == "DEBUG"
+    assert "AGENT_API_TOKEN" not in env and "OTEL_EXPORTER_OTLP_HEADERS" not in env
+    assert (env["AGENT_MODE"], env["AGENT_PORT"]) == ("local", "8080")
+
+
+def test_every_agent_variable_is_either_tunable_or_set_by_the_launcher() -> None:
+    """A new AGENT_* setting in agent/ must be classified (and documented in docs/local-mode.md)."""
+    import re
+
+    from scripts.local import AGENT_LAUNCHER_SET, AGENT_TUNABLES
+
+    read = set()
+    for path in (REPO / "agent").glob("*.py"):
+        read |= set(re.findall(r"[\"'](AGENT_[A-Z0-9_]+)[\"']", path.read_text(encoding="utf-8")))
+    assert read, "no AGENT_* variable found in agent/: the scan is broken"
+    assert read - AGENT_TUNABLES - AGENT_LAUNCHER_SET == set()
+    assert AGENT_TUNABLES.isdisjoint(AGENT_LAUNCHER_SET)
+    doc = (REPO / "docs" / "local-mode.md").read_text(encoding="utf-8")
+    assert [name for name in sorted(AGENT_TUNABLES) if f"`{name}`" not in doc] == []

@@ -99,7 +99,8 @@ def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
             upstreams={
                 "primary": Upstream(primary.base_url),
                 "backup": Upstream(backup.base_url),
-                "limited": Upstream(primary.base_url),
+                # the catalog's rpm limit kept on purpose (GATEWAY_UPSTREAM_RATE_LIMITS=catalog)
+                "limited": Upstream(primary.base_url, rate_limits=True),
             },
             environ={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")},
         )

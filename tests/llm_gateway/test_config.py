@@ -307,3 +307,30 @@ def test_default_catalog_is_valid_and_generates() -> None:
     config: AppConfig = test_config("prod")
 
     assert deployed_config(config)["model_list"]
+
+
+def test_an_upstream_does_not_inherit_the_catalogued_providers_rate_limits() -> None:
+    """The catalog's rpm/tpm are the Bedrock quotas of the catalogued model; a local OpenAI-compatible
+    server re-pointed at an alias must not be throttled by them (the proxy enforces them and answers 429)."""
+    config = test_config("dev")
+    upstream = Upstream("http://127.0.0.1:9999/v1", model="scripted")
+
+    models = models_by_alias(local_config(config, {"claude-sonnet": upstream}))
+
+    assert config.models.entry("claude-sonnet").rpm is not None
+    assert "rpm" not in models["claude-sonnet"]["litellm_params"]
+    assert "tpm" not in models["claude-sonnet"]["litellm_params"]
+    haiku = config.models.entry("claude-haiku")  # still Bedrock: keeps its quota
+    assert models["claude-haiku"]["litellm_params"]["rpm"] == haiku.rpm
+    assert models["claude-haiku"]["litellm_params"]["tpm"] == haiku.tpm
+
+
+def test_an_upstream_keeps_the_catalog_limits_when_asked() -> None:
+    config = test_config("dev")
+    upstream = Upstream("http://127.0.0.1:9999/v1", rate_limits=True)
+
+    models = models_by_alias(local_config(config, {entry.alias: upstream for entry in config.models.entries}))
+
+    for entry in config.models.entries:
+        assert models[entry.alias]["litellm_params"].get("rpm") == entry.rpm
+        assert models[entry.alias]["litellm_params"].get("tpm") == entry.tpm

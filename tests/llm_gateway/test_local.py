@@ -151,3 +151,26 @@ def test_cli_without_credentials_exits_2_before_starting_the_proxy(tmp_path: Pat
     assert "AWS_PROFILE" in result.stderr
     assert "GATEWAY_UPSTREAM_BASE" in result.stderr
     assert not (tmp_path / "state" / "gateway.env").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "limited"), [(None, False), ("", False), ("off", False), ("catalog", True), ("CATALOG", True)]
+)
+def test_upstream_rate_limits_are_off_unless_asked(tmp_path: Path, value: str | None, limited: bool) -> None:
+    environ = {"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:8001/v1"}
+    if value is not None:
+        environ["GATEWAY_UPSTREAM_RATE_LIMITS"] = value
+
+    gateway = prepare(test_config("dev"), state_dir=tmp_path, environ=environ, write_env_file=False)
+
+    document = yaml.safe_load(gateway.config_path.read_text())
+    for model in document["model_list"]:
+        assert ("rpm" in model["litellm_params"]) is limited, model
+
+
+def test_a_bad_rate_limit_setting_is_named() -> None:
+    with pytest.raises(CredentialsError, match=r"GATEWAY_UPSTREAM_RATE_LIMITS.*'bedrock'"):
+        upstreams_from_env(
+            test_config("dev"),
+            {"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:1/v1", "GATEWAY_UPSTREAM_RATE_LIMITS": "bedrock"},
+        )

@@ -10,16 +10,22 @@ It speaks `POST /v1/chat/completions` (JSON and SSE streaming, including tool-ca
 
 Queued replies are consumed first-in first-out. When the queue is empty, `responder(request)` decides
 (default: echo the last user message). `Failure(status)` answers an HTTP error, e.g. to drive fallbacks.
+
+Fault modes (tests/reliability): `Failure(429, headers={"Retry-After": "7"})` adds response headers,
+`Hang(seconds, then=...)` answers only after `seconds` (or never, until `reset()` releases it), and
+`Reset()` drops the connection with a TCP reset instead of answering.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,9 +60,23 @@ class Failure:
 
     status: int
     message: str = "scripted failure"
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Reply = Text | ToolCalls | Failure
+@dataclass(frozen=True)
+class Hang:
+    """Hold the request for `seconds` (None: until `reset()`), then answer with `then` (None: drop it)."""
+
+    seconds: float | None = None
+    then: Text | ToolCalls | Failure | None = None
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Abort the connection with a TCP RST (SO_LINGER 0) instead of answering."""
+
+
+Reply = Text | ToolCalls | Failure | Hang | Reset
 Responder = Callable[[dict[str, Any]], Reply]
 
 
@@ -83,6 +103,7 @@ class ScriptedModel:
         self.request_headers: list[dict[str, str]] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
+        self._release = threading.Event()  # set by reset(): every Hang in progress ends
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="scripted-model", daemon=True)
@@ -109,6 +130,8 @@ class ScriptedModel:
             self._queue.clear()
             self.requests.clear()
             self.request_headers.clear()
+            self._release.set()
+            self._release = threading.Event()
 
     def start(self) -> ScriptedModel:
         self._thread.start()
@@ -159,11 +182,23 @@ class ScriptedModel:
                     return
                 with model._lock:
                     model.request_headers.append({k.lower(): v for k, v in self.headers.items()})
-                reply = model._next_reply(request)
+                reply: Reply | None = model._next_reply(request)
+                if isinstance(reply, Hang):
+                    with model._lock:
+                        release = model._release
+                    released = release.wait(reply.seconds)
+                    reply = None if released else reply.then
+                if reply is None:
+                    self.close_connection = True
+                    return
+                if isinstance(reply, Reset):
+                    self._abort()
+                    return
                 if isinstance(reply, Failure):
                     self._json(
                         reply.status,
                         {"error": {"message": reply.message, "type": "scripted", "code": reply.status}},
+                        reply.headers,
                     )
                     return
                 if request.get("stream"):
@@ -171,13 +206,23 @@ class ScriptedModel:
                 else:
                     self._json(200, _completion(reply, request, model.model_name))
 
-            def _json(self, status: int, body: dict[str, Any]) -> None:
+            def _json(
+                self, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+            ) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _abort(self) -> None:
+                """Close with RST: the client sees 'connection reset by peer', not a response."""
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
 
             def _stream(self, reply: Text | ToolCalls, request: dict[str, Any]) -> None:
                 self.send_response(200)

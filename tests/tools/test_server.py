@@ -204,3 +204,22 @@ def test_tickets_are_isolated_per_actor(server_url: str) -> None:
     ticket_id = payload(created)["ticket_id"]
     _, (foreign,) = run(server_url, "dave", ("get_ticket", {"ticket_id": ticket_id}))
     assert foreign.isError and "not_found" in foreign.content[0].text
+
+
+@pytest.mark.slow
+def test_real_process_answers_hostile_requests_with_4xx(server_url: str) -> None:
+    """The same edge as test_server_security.py, over a real socket: 100k nested brackets are a JSON-RPC
+    parse error (the SDK alone answers 500), a rebinding Host is 421, a foreign Origin 403; the server
+    keeps serving the official client afterwards."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    deep = httpx.post(server_url, content=b"[" * 100_000 + b"]" * 100_000, headers=headers, timeout=10)
+    assert deep.status_code == 400 and deep.json()["error"]["code"] == -32700, deep.text
+    port = server_url.split(":")[2].split("/")[0]
+    rebound = httpx.post(server_url, json={}, headers={**headers, "Host": f"evil.example:{port}"}, timeout=10)
+    assert rebound.status_code == 421
+    foreign = httpx.post(
+        server_url, json={}, headers={**headers, "Origin": "https://evil.example"}, timeout=10
+    )
+    assert foreign.status_code == 403
+    listed, _ = run(server_url, "alice")
+    assert listed
