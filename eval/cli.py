@@ -297,7 +297,8 @@ def _finish(
     json_path, html_path = write_reports(report, directory, baseline)
     for line in summary_lines(report):
         print(line)
-    print(f"report: {html_path} (and {json_path.name})")
+    # a file:// URL opens from any terminal or browser (`open` is macOS-only, `xdg-open` Linux-only)
+    print(f"report: {html_path.resolve().as_uri()} (and {json_path})")
     bucket = os.environ.get("EVAL_REPORT_BUCKET")
     if bucket:
         keys = upload_reports(bucket, report, [json_path, html_path])

@@ -74,7 +74,11 @@ def read_json_secret(arn: str) -> dict[str, Any]:
     """A JSON secret from Secrets Manager (the deployed job gets ARNs, never values)."""
     import boto3  # deployed path only
 
-    value = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    # The secret's own region (arn:aws:secretsmanager:<region>:...): boto3 1.44 ignores AWS_REGION.
+    parts = arn.split(":")
+    region = parts[3] if len(parts) > 6 and parts[2] == "secretsmanager" and parts[3] else None
+    client = boto3.client("secretsmanager", region_name=region)
+    value = client.get_secret_value(SecretId=arn)["SecretString"]
     loaded = json.loads(value)
     if not isinstance(loaded, dict):
         raise ValueError(f"secret {arn} must hold a JSON object")

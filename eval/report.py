@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ matplotlib.use("Agg")  # headless: no display on CI or in the scheduled job
 import matplotlib.pyplot as plt
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from eval.results import RunReport
+from eval.results import CaseResult, RunReport
 from eval.scores import METRICS, RUN_METRICS, SCORE_METRICS
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,10 @@ def load_report(path: Path) -> RunReport:
     try:
         return RunReport.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"baseline report {path} does not exist") from None
+        raise FileNotFoundError(
+            f"baseline report {path} does not exist (keep one with `make eval-baseline`, "
+            "which copies eval-reports/pipeline/ to eval-reports/baseline/)"
+        ) from None
     except ValueError as exc:
         raise ValueError(f"{path} is not an evaluation report.json: {str(exc).splitlines()[0]}") from None
 
@@ -90,6 +94,11 @@ def case_comparison(report: RunReport, baseline: RunReport | None) -> dict[str, 
     return {case.case_id: case.pass_hat_k for case in baseline.cases}
 
 
+def ordered_cases(report: RunReport) -> list[CaseResult]:
+    """Failing cases first (any repetition failed), then passing ones; dataset order within each."""
+    return sorted(report.cases, key=lambda case: case.pass_hat_k)
+
+
 def render_html(report: RunReport, baseline: RunReport | None = None) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = format_value
@@ -104,6 +113,7 @@ def render_html(report: RunReport, baseline: RunReport | None = None) -> str:
         metrics={**METRICS, **RUN_METRICS},
         comparison=comparison(report, baseline),
         baseline_cases=case_comparison(report, baseline),
+        cases=ordered_cases(report),
         distribution_png=_distribution_plot(report),
         latency_png=_latency_plot(report),
         comparison_png=_comparison_plot(report, baseline),
@@ -250,7 +260,9 @@ def upload_reports(bucket: str, report: RunReport, paths: Sequence[Path], client
     if client is None:
         import boto3
 
-        client = boto3.client("s3")
+        # boto3 reads only AWS_DEFAULT_REGION (botocore 1.44.5 configprovider.py); honour AWS_REGION too
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+        client = boto3.client("s3", region_name=region)
     keys = []
     for path in paths:
         key = f"{report.mode}/{report.run_name}/{path.name}"

@@ -3,7 +3,9 @@
     python -m frontend.outputs [--prefix aaf] [--region eu-west-1]
 
 prints `CHAT_MODE`, `AGENT_RUNTIME_ARN`, `AWS_REGION`, `COGNITO_DOMAIN_URL` and `COGNITO_CLIENT_ID` as
-`NAME=value` lines (`make chat MODE=agentcore` loads them). The browser client accepts
+`NAME=value` lines (`make chat MODE=agentcore` loads them). The region is --region, else AWS_REGION, else
+AWS_DEFAULT_REGION, else your AWS profile's; a missing region or missing credentials end with one line
+naming what to set (exit 2). The browser client accepts
 http://localhost:8501/ as a callback (config `identity.callback_urls`), so managed login works locally.
 """
 
@@ -28,10 +30,10 @@ class OutputsError(RuntimeError):
 
 def chat_environment(prefix: str, region: str | None = None, cloudformation: Any = None) -> dict[str, str]:
     """The chat's AgentCore-mode settings from the deployed `<prefix>-agentcore` and `<prefix>-identity` stacks."""
-    if cloudformation is None:
-        import boto3  # only this CLI needs AWS
+    if cloudformation is None:  # only this laptop CLI needs AWS (the chat image has no scripts/)
+        from scripts.aws_session import aws_session
 
-        cloudformation = boto3.client("cloudformation", region_name=region)
+        cloudformation = aws_session(region).client("cloudformation")
     env = {"CHAT_MODE": "agentcore", "AWS_REGION": region or cloudformation.meta.region_name}
     cache: dict[str, dict[str, str]] = {}
     for (suffix, key), name in OUTPUTS.items():
@@ -53,10 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prefix", default="aaf", help="project.name_prefix of the deployment")
     parser.add_argument("--region", default=None, help="the deployment's region (default: your AWS config)")
     args = parser.parse_args(argv)
+    from botocore.exceptions import BotoCoreError
+
+    from scripts.aws_session import AwsSetupError
+
     try:
         env = chat_environment(args.prefix, args.region)
-    except OutputsError as exc:
+    except (OutputsError, AwsSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BotoCoreError as exc:  # no network, expired SSO token, ...: one line, not a traceback
+        print(f"error: the AWS request failed: {exc}", file=sys.stderr)
         return 2
     for name, value in env.items():
         print(f"{name}={value}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -14,6 +15,9 @@ from clients.oauth import OAuthClientConfig
 DEFAULT_AGENT_URL = "http://127.0.0.1:8080"
 DEFAULT_PUBLIC_URL = "http://localhost:8501/"
 BROWSER_SCOPES = ("openid", "email", "profile", "agentic-foundation/agent.invoke")
+# S3 general purpose bucket names: 3-63 lowercase letters, digits, dots, hyphens, starting and ending
+# with a letter or digit (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html)
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class SettingsError(ValueError):
@@ -29,6 +33,8 @@ class ChatSettings:
     public_url: str = DEFAULT_PUBLIC_URL
     local_user: str = "local-user"
     source_base_url: str | None = None
+    docs_bucket: str | None = None  # agentcore: s3:// sources in this bucket link to pre-signed URLs
+    region: str | None = None  # agentcore: AWS_REGION, else the runtime ARN's region
 
     @property
     def feedback_enabled(self) -> bool:
@@ -85,8 +91,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> ChatSettings:
         )
     except ValueError as exc:
         raise SettingsError(f"COGNITO_DOMAIN_URL / COGNITO_CLIENT_ID: {exc}") from None
+    docs_bucket = env.get("DOCS_BUCKET_NAME", "").strip() or None
+    if docs_bucket and not BUCKET_NAME.match(docs_bucket):
+        raise SettingsError(f"DOCS_BUCKET_NAME must be an S3 bucket name (got {docs_bucket!r})")
     return ChatSettings(
-        mode="agentcore", target=target, oauth=oauth, langfuse=langfuse, public_url=public_url
+        mode="agentcore",
+        target=target,
+        oauth=oauth,
+        langfuse=langfuse,
+        public_url=public_url,
+        source_base_url=source_base,
+        docs_bucket=docs_bucket,
+        region=(env.get("AWS_REGION") or "").strip() or arn.split(":")[3],
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +28,7 @@ from clients.agentcore import (
 from clients.langfuse import FeedbackClient, FeedbackError
 from clients.oauth import LoginExpired, OAuthClient, OAuthError, OAuthUnavailable, Tokens
 from frontend.auth import PENDING_LOGINS, browser_identity
+from frontend.citations import DocumentLinker, parse_s3_uri, split_sources
 from frontend.settings import ChatSettings, SettingsError, load_settings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 TITLE = "Support assistant"
 XSRF_COOKIE = "_streamlit_xsrf"
 SESSION_EXPIRED = "Your session has expired. Please sign in again."
+NO_MODEL_CALL = "blocked by guardrail, no model call"
 
 
 @dataclass
@@ -200,7 +201,7 @@ def _render_turn(settings: ChatSettings, index: int, turn: Turn) -> None:
                 with st.expander("Tool activity"):
                     st.markdown("\n".join(f"- {line}" for line in turn.tool_log))
         if turn.metadata is not None:
-            _details(settings, turn.metadata)
+            _details(settings, turn.metadata, turn.content)
             if settings.feedback_enabled and turn.metadata.trace_id:
                 _feedback(settings, index, turn)
 
@@ -212,18 +213,19 @@ def _show_error(turn: Turn) -> None:
         st.error(turn.error or "")
 
 
-def _details(settings: ChatSettings, metadata: TurnMetadata) -> None:
+def _details(settings: ChatSettings, metadata: TurnMetadata, answer: str) -> None:
     guardrail = metadata.guardrail
     if guardrail.action == "BLOCKED":
         where = {"input": "your message", "output": "the answer"}.get(guardrail.stage or "", "this turn")
         st.warning(f"The guardrail blocked {where}.", icon=":material/shield:")
     elif guardrail.action == "ANONYMIZED":
         st.info("The guardrail anonymized personal data in this turn.", icon=":material/shield:")
-    cited, retrieved = split_sources(metadata.citations)
+    cited, retrieved = split_sources(metadata.citations, answer)  # the rule: frontend/citations.py
+    linker = _linker(settings)
     for heading, sources in (("Sources", cited), ("Also retrieved" if cited else "Sources", retrieved)):
         if sources:
             st.markdown(f"**{heading}**")
-            st.markdown("\n".join(f"- {_citation(c, settings.source_base_url)}" for c in sources))
+            st.markdown("\n".join(f"- {_citation(c, settings.source_base_url, linker)}" for c in sources))
     if metadata.tools:
         with st.expander(f"Tools used ({len(metadata.tools)})"):
             for tool in metadata.tools:
@@ -231,11 +233,14 @@ def _details(settings: ChatSettings, metadata: TurnMetadata) -> None:
                 took = f", {tool.duration_ms:.0f} ms" if tool.duration_ms is not None else ""
                 st.markdown(f"`{tool.name}` ({outcome}{took})")
                 st.code(json.dumps(tool.arguments, ensure_ascii=False, indent=1), language="json")
-    facts = [f"model `{metadata.model or '?'}`"]
+    # a blocked input makes no model call (docs/agent-api.md): no model, no tokens to show
+    no_model_call = guardrail.action == "BLOCKED" and guardrail.stage == "input"
+    facts = [NO_MODEL_CALL] if no_model_call else [f"model `{metadata.model or '?'}`"]
     if metadata.latency_ms is not None:
         facts.append(f"{metadata.latency_ms / 1000:.1f} s")
     usage = metadata.usage
-    facts.append(f"{usage.input_tokens} in / {usage.output_tokens} out tokens")
+    if not no_model_call:
+        facts.append(f"{usage.input_tokens} in / {usage.output_tokens} out tokens")
     if metadata.trace_id:
         if settings.langfuse is not None:
             facts.append(f"trace [{metadata.trace_id}]({settings.langfuse.trace_url(metadata.trace_id)})")
@@ -244,27 +249,41 @@ def _details(settings: ChatSettings, metadata: TurnMetadata) -> None:
     st.caption(" · ".join(facts))
 
 
-def split_sources(citations: Sequence[Citation]) -> tuple[list[Citation], list[Citation]]:
-    """(sources the answer names, the other retrieved sources), each in the agent's score order."""
-    return [c for c in citations if c.cited], [c for c in citations if not c.cited]
+def _linker(settings: ChatSettings) -> DocumentLinker | None:
+    """Pre-signed document links (AgentCore mode with DOCS_BUCKET_NAME); one per process and bucket."""
+    if settings.mode != "agentcore" or not settings.docs_bucket:
+        return None
+    return _cached_linker(settings.docs_bucket, settings.region)
 
 
-def _citation(citation: Citation, base_url: str | None) -> str:
+@st.cache_resource(show_spinner=False)
+def _cached_linker(bucket: str, region: str | None) -> DocumentLinker:
+    return DocumentLinker(bucket, region)
+
+
+def _citation(citation: Citation, base_url: str | None, linker: DocumentLinker | None = None) -> str:
     page = f", p. {citation.page}" if citation.page is not None else ""
     label = f"{_md(citation.title)}{page}"
-    link = _source_link(citation, base_url)
+    link = _source_link(citation, base_url, linker)
     return f"[{label}]({link})" if link else f"{label} (`{_md(citation.uri)}`)"
 
 
-def _source_link(citation: Citation, base_url: str | None) -> str | None:
-    """A browsable link: http(s) as is (PDFs open at the page), s3:// in the S3 console, relative paths
-    under CHAT_SOURCE_BASE_URL when set; None when there is nowhere to link to."""
+def _source_link(
+    citation: Citation, base_url: str | None, linker: DocumentLinker | None = None
+) -> str | None:
+    """A browsable link: http(s) as is (PDFs open at the page), s3:// in the docs bucket as a pre-signed
+    URL (AgentCore mode, DOCS_BUCKET_NAME), other s3:// in the S3 console, relative paths under
+    CHAT_SOURCE_BASE_URL when set; None when there is nowhere to link to."""
     uri = citation.uri
     fragment = f"#page={citation.page}" if citation.page is not None and uri.lower().endswith(".pdf") else ""
     if uri.startswith(("https://", "http://")):
         return uri + fragment
-    if uri.startswith("s3://"):
-        bucket, _, key = uri[5:].partition("/")
+    s3 = parse_s3_uri(uri)
+    if s3 is not None:
+        signed = linker.url(uri) if linker is not None else None
+        if signed:
+            return signed + fragment
+        bucket, key = s3
         return f"https://console.aws.amazon.com/s3/object/{bucket}?prefix={quote(key)}"
     if base_url and uri and "://" not in uri:
         return f"{base_url.rstrip('/')}/{quote(uri.lstrip('/'))}{fragment}"

@@ -1,7 +1,9 @@
 """Create a Cognito user who receives a temporary password by email, optionally in a team group.
 
 Usage: python -m scripts.create_user --email someone@example.com [--team support] [--user-pool-id ID]
-Without --user-pool-id the pool id is read from the identity stack's `UserPoolId` output.
+       [--region eu-west-1]
+Without --user-pool-id the pool id is read from the identity stack's `UserPoolId` output. The region is
+--region, else AWS_REGION, else AWS_DEFAULT_REGION, else your AWS profile's (scripts/aws_session.py).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import logging
 import sys
 from typing import Any
 
-import boto3
+from botocore.exceptions import BotoCoreError
 
+from scripts.aws_session import AwsSetupError, aws_session
 from stacks.config import AppConfig, load_config
 from stacks.config.foundation import EMAIL_PATTERN
 
@@ -71,14 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--team")
     parser.add_argument("--user-pool-id")
     parser.add_argument("--profile", default="dev", help="config profile (default dev)")
+    parser.add_argument(
+        "--region", help="the deployment's region (default: AWS_REGION, then your AWS config)"
+    )
     args = parser.parse_args(argv)
     config = load_config({"profile": args.profile})
-    session = boto3.session.Session()
     try:
+        session = aws_session(args.region)
         pool_id = args.user_pool_id or find_user_pool_id(session.client("cloudformation"), config)
         user = create_user(session.client("cognito-idp"), pool_id, args.email, args.team, config)
-    except UserCreationError as exc:
+    except (UserCreationError, AwsSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BotoCoreError as exc:  # no network, expired SSO token, ...: one line, not a traceback
+        print(f"error: the AWS request failed: {exc}", file=sys.stderr)
         return 2
     print(f"created {args.email} ({user['UserStatus']}); Cognito emailed a temporary password")
     return 0

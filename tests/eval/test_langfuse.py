@@ -255,3 +255,24 @@ def test_half_configured_langfuse_names_the_missing_settings() -> None:
     assert settings_from_env({}) is None
     with pytest.raises(LangfuseConfigError, match="LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY"):
         settings_from_env({"LANGFUSE_HOST": "https://lf.example.com", "LANGFUSE_PUBLIC_KEY": "pk"})
+
+
+def test_read_json_secret_uses_the_secrets_region_without_aws_default_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """boto3 1.44 reads the region only from AWS_DEFAULT_REGION or the profile; the ARN names it."""
+    import boto3
+    from moto import mock_aws
+
+    from eval.langfuse_io import read_json_secret
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with mock_aws():
+        arn = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+            Name="aaf/langfuse", SecretString='{"public_key": "pk", "secret_key": "sk"}'
+        )["ARN"]
+        assert read_json_secret(arn) == {"public_key": "pk", "secret_key": "sk"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import boto3
@@ -104,3 +105,99 @@ def test_gate_thresholds() -> None:
     ]
     with pytest.raises(ValueError, match="expects metric=value"):
         parse_threshold("correctness", "under")
+
+
+# --- the case table: failing cases first, filterable in the single self-contained file -------------
+
+ROW = re.compile(r'<tr class="case" data-status="(pass|fail)">\s*<td><code>([^<]+)</code>')
+
+
+def cases_report(outcomes: dict[str, bool]) -> RunReport:
+    """One case per (id, passed), in this order, each with one repetition."""
+    cases = [
+        CaseResult(
+            case_id=case_id,
+            category="tickets" if case_id.endswith("ticket") else "knowledge",
+            turns=1,
+            repetitions=[
+                Repetition(
+                    number=1,
+                    session_id="s" * 40,
+                    turns=[
+                        TurnResult(
+                            index=0,
+                            input="q",
+                            scores=[Score(name="tool_recall", value=1.0 if passed else 0.0, reason="r")],
+                        )
+                    ],
+                    passed=passed,
+                )
+            ],
+        )
+        for case_id, passed in outcomes.items()
+    ]
+    run = RunReport(run_name="r", started_at="2026-11-24T00:00:00+00:00", target="local", cases=cases)
+    run.aggregates = aggregate(run.cases)
+    return run
+
+
+OUTCOMES = {"a-reset": True, "b-ticket": False, "c-wifi": True, "d-pdf": False, "e-memory": True}
+
+
+def test_failing_cases_are_listed_first_in_dataset_order() -> None:
+    rows = ROW.findall(render_html(cases_report(OUTCOMES)))
+    assert rows == [
+        ("fail", "b-ticket"),
+        ("fail", "d-pdf"),
+        ("pass", "a-reset"),
+        ("pass", "c-wifi"),
+        ("pass", "e-memory"),
+    ]
+
+
+def test_a_flaky_case_counts_as_failing() -> None:
+    run = cases_report({"a": True, "b": True})
+    run.cases[1].repetitions.append(
+        run.cases[1].repetitions[0].model_copy(update={"number": 2, "passed": False})
+    )
+    assert [case_id for _, case_id in ROW.findall(render_html(run))] == ["b", "a"]
+
+
+def test_the_case_filter_is_inline_with_counts_and_no_external_resource() -> None:
+    html = render_html(cases_report(OUTCOMES))
+    assert '<form class="filter" id="case-filter"' in html
+    for value, label in (("all", "all (5)"), ("fail", "failing (2)"), ("pass", "passing (3)")):
+        assert f'<input type="radio" name="status" value="{value}"' in html and label in html
+    assert '<input type="search" name="q"' in html
+    assert "2 of 5 case(s) failing; failing cases are listed first." in html
+    assert html.count("<script>") == 1 and 'getElementById("case-filter")' in html
+    # one self-contained file: no stylesheet, script or image fetched from anywhere
+    assert not re.search(r'<(link|script)[^>]+(href|src)=|src="(https?:)?//', html)
+
+
+@pytest.mark.slow
+def test_the_case_filter_works_in_a_browser(tmp_path: Path, chromium: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    _, html_path = write_reports(cases_report(OUTCOMES), tmp_path)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(html_path.resolve().as_uri())
+
+            def visible() -> list[str]:
+                rows = page.locator("#cases tr.case:visible td:first-child code")
+                return [text.strip() for text in rows.all_inner_texts()]
+
+            assert visible() == ["b-ticket", "d-pdf", "a-reset", "c-wifi", "e-memory"]
+            page.get_by_label("failing (2)").check()
+            assert visible() == ["b-ticket", "d-pdf"]
+            assert page.locator("#case-count").inner_text() == "2 shown"
+            page.get_by_label("all (5)").check()
+            page.get_by_label("filter cases").fill("ticket")
+            assert visible() == ["b-ticket"]
+            page.get_by_label("passing (3)").check()
+            assert visible() == []
+        finally:
+            browser.close()

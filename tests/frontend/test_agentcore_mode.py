@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import pytest
+import requests
+from moto import mock_aws
 from streamlit.testing.v1 import AppTest
 
 from clients.oauth import Tokens
@@ -137,3 +141,59 @@ def test_sign_out_revokes_and_sends_the_browser_to_cognito_logout(app, idp):
     assert refresh in idp.revoked
     assert "tokens" not in app.session_state
     assert any(f"{idp.url}/logout?client_id=" in m.value for m in app.markdown)
+
+
+# --- document links: pre-signed GET URLs made with the chat's own credentials (moto S3) -----------
+
+
+@pytest.fixture
+def docs_bucket(chat_env):
+    from frontend.ui import _cached_linker
+
+    _cached_linker.clear()  # one linker per process: start from this test's credentials
+    chat_env.setenv("DOCS_BUCKET_NAME", "aaf-docs")
+    chat_env.setenv("AWS_ACCESS_KEY_ID", "testing")
+    chat_env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    chat_env.delenv("AWS_SESSION_TOKEN", raising=False)
+    chat_env.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(Bucket="aaf-docs", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.put_object(Bucket="aaf-docs", Key="router-x200-manual.pdf", Body=b"%PDF-1.7 router")
+        yield s3
+    _cached_linker.clear()
+
+
+def test_cited_documents_link_to_a_presigned_url(app, agent, idp, docs_bucket):
+    _sign_in(app, idp)
+    agent.enqueue(Recorded.recording("answer_with_citation.sse"))
+    app.chat_input[0].set_value("reset?").run()
+    text = "\n".join(m.value for m in app.markdown)
+    link = re.search(r"\[Router X200 Manual, p\. 3\]\((?P<url>[^)]+)\)", text)
+    assert link, text
+    url = link["url"]
+    assert url.startswith("https://aaf-docs.s3.eu-west-1.amazonaws.com/router-x200-manual.pdf?")
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "X-Amz-Expires=900" in url
+    assert url.endswith("#page=3")  # the PDF opens at the cited page
+    assert "console.aws.amazon.com" not in text.split("**Also retrieved**")[0]
+    response = requests.get(url, timeout=10)
+    assert (response.status_code, response.content) == (200, b"%PDF-1.7 router")
+
+
+def test_without_a_docs_bucket_s3_sources_keep_the_console_link(app, agent, idp):
+    _sign_in(app, idp)
+    agent.enqueue(Recorded.recording("answer_with_citation.sse"))
+    app.chat_input[0].set_value("reset?").run()
+    text = "\n".join(m.value for m in app.markdown)
+    assert "(https://console.aws.amazon.com/s3/object/aaf-docs?prefix=router-x200-manual.pdf)" in text
+
+
+def test_an_invalid_docs_bucket_name_is_named(chat_env):
+    from frontend.settings import SettingsError, load_settings
+
+    env = {"CHAT_MODE": "agentcore", "AGENT_RUNTIME_ARN": ARN, "COGNITO_DOMAIN_URL": "https://x.example",
+           "COGNITO_CLIENT_ID": "c", "DOCS_BUCKET_NAME": "Not_A_Bucket"}  # fmt: skip
+    with pytest.raises(SettingsError, match="DOCS_BUCKET_NAME must be an S3 bucket name"):
+        load_settings(env)
+    settings = load_settings({**env, "DOCS_BUCKET_NAME": "aaf-docs"})
+    assert (settings.docs_bucket, settings.region) == ("aaf-docs", "eu-west-1")  # region from the ARN

@@ -22,7 +22,7 @@ ARTIFACTS = REPO / "test-artifacts"
 ARN = "arn:aws:bedrock-agentcore:eu-west-1:123456789012:runtime/aaf_agent-AbC123"
 
 
-def test_sign_in_ask_and_sign_out(tmp_path: Path) -> None:
+def test_sign_in_ask_and_sign_out(tmp_path: Path, chromium: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     port = free_port()
@@ -59,7 +59,7 @@ def test_sign_in_ask_and_sign_out(tmp_path: Path) -> None:
             sync_playwright() as playwright,
         ):
             browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
+                executable_path=chromium,
                 args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
             )
             try:

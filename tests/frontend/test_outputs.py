@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import boto3
 import pytest
@@ -11,6 +14,7 @@ from moto import mock_aws
 from frontend.outputs import OutputsError, chat_environment, main
 from frontend.settings import load_settings
 
+REPO = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:bedrock-agentcore:eu-west-1:123456789012:runtime/aaf_agent-AbC123"
 
 
@@ -64,3 +68,77 @@ def test_missing_output_is_named(cloudformation):
 def test_cli_reports_errors_without_a_traceback(cloudformation, capsys):
     assert main(["--prefix", "nope", "--region", "eu-west-1"]) == 2
     assert "nope-agentcore is not deployed" in capsys.readouterr().err
+
+
+# --- `make chat MODE=agentcore` on a laptop: AWS_REGION honoured, one-line errors -----------------
+
+AWS_ENV = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+@pytest.fixture
+def bare_aws(monkeypatch, tmp_path):
+    for name in AWS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+def test_cli_reads_the_region_from_aws_region_alone(bare_aws, capsys):
+    bare_aws.setenv("AWS_REGION", "eu-west-1")
+    bare_aws.setenv("AWS_ACCESS_KEY_ID", "testing")
+    bare_aws.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        _stack(cloudformation, "aaf-agentcore", {"RuntimeArn": ARN})
+        _stack(
+            cloudformation, "aaf-identity", {"ManagedLoginUrl": "https://x.example", "BrowserClientId": "c1"}
+        )
+        assert main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "AWS_REGION=eu-west-1" in lines and f"AGENT_RUNTIME_ARN={ARN}" in lines
+
+
+def test_cli_without_region_names_aws_region(bare_aws, capsys):
+    bare_aws.setenv("AWS_ACCESS_KEY_ID", "testing")
+    bare_aws.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no AWS region: set AWS_REGION") and err.count("\n") == 1
+
+
+def test_cli_without_credentials_names_what_to_set(bare_aws, capsys):
+    assert main(["--region", "eu-west-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: no AWS credentials: set AWS_PROFILE")
+
+
+def test_make_chat_agentcore_without_region_stops_with_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = subprocess.run(
+        ["make", "--no-print-directory", "chat", "MODE=agentcore"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "error: no AWS region: set AWS_REGION" in done.stderr

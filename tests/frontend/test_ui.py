@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_sources_the_answer_names_come_first(local_app, agent):
 
 def test_uncited_sources_are_listed_as_sources_when_none_is_named(local_app, agent):
     body = (Path(__file__).parents[1] / "clients" / "recordings" / "answer_with_citation.sse").read_text()
-    agent.enqueue(Recorded(body.replace('"cited": true', '"cited": false').encode()))
+    agent.enqueue(Recorded(body.replace(" [Router X200 Manual, p. 3]", "").encode()))  # the answer cites none
     _ask(local_app.run(), "reset?")
     text = _markdown(local_app)
     assert "**Also retrieved**" not in text
@@ -236,3 +237,65 @@ def test_tool_activity_before_a_failure_stays_visible(local_app, agent):
     assert any("could not be read" in e.value for e in local_app.error)
     assert local_app.expander[0].label == "Tool activity"
     assert "`search_knowledge_base` done" in _markdown(local_app)
+
+
+# --- what counts as cited, and the caption of a turn that made no model call ----------------------
+
+RECORDINGS = Path(__file__).parents[1] / "clients" / "recordings"
+
+
+def _recording_with(name: str, **metadata: object) -> Recorded:
+    """A recording whose `done` metadata has some fields replaced (the rest as recorded)."""
+    lines = []
+    for line in (RECORDINGS / name).read_text().split("\n"):
+        if line.startswith("data: ") and '"type": "done"' in line:
+            event = json.loads(line[6:])
+            event["metadata"].update(metadata)
+            line = "data: " + json.dumps(event)
+        lines.append(line)
+    return Recorded("\n".join(lines).encode())
+
+
+def test_another_page_of_a_cited_document_is_not_marked_cited(local_app, agent):
+    # the answer cites the manual's p. 3; p. 5 of the same manual was retrieved too (and the agent's
+    # document-level flag says cited); it belongs under "Also retrieved"
+    manual = {"title": "Router X200 Manual", "uri": "s3://aaf-docs/router-x200-manual.pdf", "cited": True}
+    citations = [
+        {**manual, "page": 5, "score": 0.9, "text": "The LED colours."},
+        {**manual, "page": 3, "score": 0.83, "text": "Hold RESET for 10 seconds."},
+    ]
+    agent.enqueue(_recording_with("answer_with_citation.sse", citations=citations))
+    _ask(local_app.run(), "How do I reset my router?")
+    text = _markdown(local_app)
+    assert (
+        text.index("**Sources**")
+        < text.index("[Router X200 Manual, p. 3](")
+        < text.index("**Also retrieved**")
+    )
+    assert text.index("**Also retrieved**") < text.index("[Router X200 Manual, p. 5](")
+
+
+def test_a_blocked_prompt_shows_no_model_and_no_tokens(local_app, agent):
+    # the agent reports its model alias even when the input guardrail stopped the turn before any call
+    agent.enqueue(_recording_with("guardrail_blocked.sse", model="claude-sonnet"))
+    _ask(local_app.run(), "Which stocks should I buy?")
+    captions = _captions(local_app)
+    assert "blocked by guardrail, no model call" in captions
+    assert "claude-sonnet" not in captions and "0 in / 0 out tokens" not in captions
+    assert "0af7651916cd43dd8448eb211c80319c" in captions and "0.0 s" in captions  # trace and latency stay
+
+
+def test_an_answer_blocked_on_output_still_shows_the_model_and_tokens(local_app, agent):
+    agent.enqueue(
+        _recording_with(
+            "guardrail_blocked.sse",
+            model="claude-sonnet",
+            guardrail={"action": "BLOCKED", "stage": "output", "message": "blocked"},
+            usage={"input_tokens": 700, "output_tokens": 40, "total_tokens": 740},
+        )
+    )
+    _ask(local_app.run(), "Tell me about ...")
+    captions = _captions(local_app)
+    assert "model `claude-sonnet`" in captions and "700 in / 40 out tokens" in captions
+    assert "no model call" not in captions
+    assert "The guardrail blocked the answer." in [w.value for w in local_app.warning]

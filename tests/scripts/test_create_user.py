@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -10,10 +15,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from scripts.create_user import UserCreationError, create_user, find_user_pool_id
+from scripts.aws_session import AwsSetupError, aws_session
+from scripts.create_user import UserCreationError, create_user, find_user_pool_id, main
 from tests.factories import test_config
 
 CONFIG = test_config()
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -93,3 +100,112 @@ def test_missing_stack_says_to_deploy() -> None:
         )
         with pytest.raises(UserCreationError, match="make deploy"):
             find_user_pool_id(cloudformation, CONFIG)
+
+
+# --- `make user` end to end: the region from AWS_REGION, one-line errors, never a traceback -------
+
+AWS_ENV = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+@pytest.fixture
+def bare_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No region, no credentials, no profile files, no instance metadata: a fresh laptop."""
+    for name in AWS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+def test_make_user_takes_the_region_from_aws_region_alone(bare_aws: pytest.MonkeyPatch, capsys: Any) -> None:
+    # the README says `AWS_REGION`; boto3 1.44 alone would raise NoRegionError here
+    bare_aws.setenv("AWS_REGION", "eu-west-1")
+    bare_aws.setenv("AWS_ACCESS_KEY_ID", "testing")
+    bare_aws.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        cognito = boto3.client("cognito-idp", region_name="eu-west-1")
+        pool_id = cognito.create_user_pool(PoolName="aaf-users")["UserPool"]["Id"]
+        cognito.create_group(UserPoolId=pool_id, GroupName="support")
+        template = {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {"UserPoolId": {"Value": pool_id}},
+        }
+        boto3.client("cloudformation", region_name="eu-west-1").create_stack(
+            StackName="aaf-identity", TemplateBody=json.dumps(template)
+        )
+        assert main(["--email", "ana@example.com", "--team", "support"]) == 0
+        groups = cognito.admin_list_groups_for_user(UserPoolId=pool_id, Username="ana@example.com")
+    assert [g["GroupName"] for g in groups["Groups"]] == ["support"]
+    assert "created ana@example.com (FORCE_CHANGE_PASSWORD)" in capsys.readouterr().out
+
+
+def test_region_order_is_flag_then_aws_region_then_aws_default_region(bare_aws: pytest.MonkeyPatch) -> None:
+    bare_aws.setenv("AWS_ACCESS_KEY_ID", "testing")
+    bare_aws.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    bare_aws.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert aws_session().region_name == "us-west-2"
+    bare_aws.setenv("AWS_REGION", "eu-west-1")
+    assert aws_session().region_name == "eu-west-1"
+    assert aws_session("ap-southeast-2").region_name == "ap-southeast-2"
+
+
+def test_no_region_is_one_line_naming_aws_region(bare_aws: pytest.MonkeyPatch, capsys: Any) -> None:
+    bare_aws.setenv("AWS_ACCESS_KEY_ID", "testing")
+    bare_aws.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert main(["--email", "ana@example.com"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no AWS region: set AWS_REGION") and err.count("\n") == 1
+
+
+def test_no_credentials_is_one_line_naming_what_to_set(bare_aws: pytest.MonkeyPatch, capsys: Any) -> None:
+    bare_aws.setenv("AWS_REGION", "eu-west-1")
+    assert main(["--email", "ana@example.com"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no AWS credentials: set AWS_PROFILE") and "AWS_ACCESS_KEY_ID" in err
+
+
+def test_unknown_profile_is_named(bare_aws: pytest.MonkeyPatch) -> None:
+    bare_aws.setenv("AWS_PROFILE", "nope")
+    with pytest.raises(AwsSetupError, match=r"profile \(nope\) could not be found: set AWS_PROFILE"):
+        aws_session("eu-west-1")
+
+
+def test_unreachable_aws_is_one_line_not_a_traceback(bare_aws: pytest.MonkeyPatch, capsys: Any) -> None:
+    bare_aws.setenv("AWS_REGION", "eu-west-1")
+    bare_aws.setenv("AWS_ACCESS_KEY_ID", "testing")
+    bare_aws.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    bare_aws.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # loopback port that refuses: no network
+    bare_aws.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert main(["--email", "ana@example.com"]) == 2
+    assert capsys.readouterr().err.startswith("error: the AWS request failed: Could not connect")
+
+
+def test_the_command_without_region_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.create_user", "--email", "ana@example.com"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "set AWS_REGION" in done.stderr
