@@ -46,11 +46,28 @@ format: $(VENV)/.dev-installed ## Apply ruff formatting and fixes
 typecheck: $(VENV)/.dev-installed ## mypy (strict) over the shipped code
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.dev-installed node_modules/.installed lint typecheck ## Lint, type-check and run the whole test suite
+# The browser comes first: a machine without Chromium gets it installed (root + apt-get, or Playwright's
+# download) or the run stops before lint, naming the one command that installs it.
+test: $(VENV)/.dev-installed node_modules/.installed ## Find/install Chromium, lint, type-check and run the whole test suite
+	$(PY) -m scripts.ensure_browser
+	$(MAKE) --no-print-directory lint typecheck
 	$(PY) -m pytest
 
-deploy: $(VENV)/.synth-installed node_modules/.installed ## cdk deploy --all (needs AWS credentials)
-	$(CDK) deploy --all --require-approval never $(CONTEXT)
+deploy: $(VENV)/.dev-installed node_modules/.installed ## cdk deploy --all (needs AWS credentials); on failure prints the first failed resource's reason
+	PYTHONPATH=$(CURDIR) $(PY) -m scripts.aws_checks.deploy --cdk $(CDK) -- deploy --all --require-approval never $(CONTEXT)
+
+# --- First deploy (scripts/aws_checks/, docs/deploy.md) ------------------------------------------
+VERIFY_ARGS ?=
+
+.PHONY: preflight bootstrap verify
+preflight: $(VENV)/.dev-installed ## Read-only checks before a first deploy: credentials, region, bootstrap, Docker arm64, AgentCore, Bedrock access, AZs, quotas
+	PYTHONPATH=$(CURDIR) $(PY) -m scripts.aws_checks.preflight $(CONTEXT)
+
+bootstrap: $(VENV)/.dev-installed node_modules/.installed ## cdk bootstrap (pinned CLI) into the account/region of your credentials (AWS_REGION)
+	PYTHONPATH=$(CURDIR) $(PY) -m scripts.aws_checks.bootstrap --cdk $(CDK)
+
+verify: $(VENV)/.dev-installed ## After deploy: token, agent answer + citation, guardrail, trace, tools, ticket isolation, ingestion, chat URL
+	PYTHONPATH=$(CURDIR) $(PY) -m scripts.aws_checks.verify $(CONTEXT) $(VERIFY_ARGS)
 
 diff: $(VENV)/.synth-installed node_modules/.installed ## cdk diff against the deployed stacks
 	$(CDK) diff --all $(CONTEXT)
@@ -67,17 +84,16 @@ clean: ## Remove build output (keeps .venv and node_modules)
 
 # --- chat (frontend/) ---------------------------------------------------------------------------
 CHAT_PORT ?= 8501
-STREAMLIT_FLAGS := --server.address 127.0.0.1 --server.port $(CHAT_PORT) --server.headless true \
-	--browser.gatherUsageStats false --client.toolbarMode viewer --client.showErrorDetails none
+# The Streamlit flags (loopback, headless, no Deploy button) live in scripts/local.py (STREAMLIT_FLAGS), shared with `make local`.
 
 .PHONY: chat
-chat: $(VENV)/.dev-installed ## Chat on http://localhost:8501 with the local agent (AGENT_URL), or MODE=agentcore [PREFIX=aaf REGION=..] for the deployed one
+chat: $(VENV)/.dev-installed ## Only the chat on http://localhost:8501 (make local already starts one): for an agent you run yourself (AGENT_URL), or MODE=agentcore [PREFIX=aaf REGION=..] for the deployed one
 	@if [ "$(MODE)" = "agentcore" ]; then \
 	  settings="$$($(PY) -m frontend.outputs --prefix "$(or $(PREFIX),aaf)" $(if $(REGION),--region "$(REGION)"))" || exit 2; \
 	  set -a; eval "$$settings"; set +a; \
-	  PYTHONPATH=$(CURDIR) exec $(PY) -m streamlit run frontend/app.py $(STREAMLIT_FLAGS); \
+	  PYTHONPATH=$(CURDIR) exec $(PY) -m scripts.local --chat-only --chat-port $(CHAT_PORT); \
 	else \
-	  CHAT_MODE=local PYTHONPATH=$(CURDIR) exec $(PY) -m streamlit run frontend/app.py $(STREAMLIT_FLAGS); \
+	  CHAT_MODE=local PYTHONPATH=$(CURDIR) exec $(PY) -m scripts.local --chat-only --chat-port $(CHAT_PORT); \
 	fi
 
 # --- LLM gateway (llm_gateway/) --------------------------------------------------------------------
@@ -100,6 +116,14 @@ bench-agent: $(VENV)/.dev-installed ## Agent benchmarks: cold start, per-turn + 
 	-PYTHONPATH=$(CURDIR) $(PY) -m benchmarks.agent_turn_overhead
 	-PYTHONPATH=$(CURDIR) $(PY) -m benchmarks.agent_image_size
 
+# --- Reliability (benchmarks/soak.py, docs/reliability.md) -----------------------------------------------
+SESSIONS ?= 50
+TURNS ?= 10
+
+.PHONY: soak
+soak: $(VENV)/.dev-installed ## Soak the local stack (scripted model): SESSIONS x TURNS turns (default 50 x 10); fails on any error or agent RSS growth over 64 MiB
+	PYTHONPATH=$(CURDIR) $(PY) -m benchmarks.soak --sessions $(SESSIONS) --turns $(TURNS) --json benchmarks/results/soak.json
+
 # --- Idle cost (cost/) ---------------------------------------------------------------------------------
 .PHONY: cost
 cost: synth ## Estimate the monthly cost of the synthesized foundation with zero traffic, per component (CONTEXT as for synth)
@@ -120,3 +144,30 @@ eval: $(VENV)/.dev-installed ## Golden dataset through the local stack with the 
 
 eval-validate: $(VENV)/.dev-installed ## Validate eval/datasets/golden.jsonl (schema, tools, corpus documents)
 	PYTHONPATH=$(CURDIR) $(PY) -m eval validate
+
+# `python -m eval ...` through the project's venv (no need to activate it): make eval-run ARGS="--k 3 ..."
+EVAL_BASELINE_DIR ?= eval-reports/baseline
+
+.PHONY: eval-run eval-online eval-baseline
+eval-baseline: FROM ?= $(EVAL_REPORT_DIR)
+eval-run: $(VENV)/.dev-installed ## python -m eval run $(ARGS) (e.g. ARGS="--target local --k 3 --baseline eval-reports/baseline/report.json")
+	PYTHONPATH=$(CURDIR) $(PY) -m eval run $(ARGS)
+
+eval-online: $(VENV)/.dev-installed ## python -m eval online $(ARGS): score recent production traces in Langfuse
+	PYTHONPATH=$(CURDIR) $(PY) -m eval online $(ARGS)
+
+eval-baseline: ## Keep a run's report as the baseline later runs compare with: FROM=eval-reports/<run> (default: make eval's)
+	@test -f "$(FROM)/report.json" || { echo "error: $(FROM)/report.json does not exist: run \`make eval\` (or make eval-run ARGS=\"--run-name NAME\") first, or pass FROM=eval-reports/<run-name>" >&2; exit 2; }
+	mkdir -p $(EVAL_BASELINE_DIR)
+	cp "$(FROM)/report.json" "$(FROM)/report.html" $(EVAL_BASELINE_DIR)/
+	@echo "baseline: $(EVAL_BASELINE_DIR)/report.json (compare with --baseline $(EVAL_BASELINE_DIR)/report.json)"
+
+# --- README pictures (docs/images/) ----------------------------------------------------------------------
+# Tests write screenshots only under test-artifacts/ (ignored); this target alone rewrites the tracked images.
+.PHONY: screenshots
+screenshots: $(VENV)/.dev-installed ## Regenerate docs/images/chat.png (browser test) and docs/images/eval-report.png (make eval)
+	$(PY) -m scripts.ensure_browser
+	$(PY) -m pytest tests/frontend/test_browser.py -q
+	cp test-artifacts/chat-answer.png docs/images/chat.png
+	$(MAKE) --no-print-directory eval
+	PYTHONPATH=$(CURDIR) $(PY) -m tests.eval.screenshot_report $(EVAL_REPORT_DIR)/report.html docs/images/eval-report.png
