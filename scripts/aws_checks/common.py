@@ -73,8 +73,8 @@ REGION_FIX = (
 def resolve_region(environ: Mapping[str, str] | None = None) -> str:
     """The region of the command: AWS_REGION, then AWS_DEFAULT_REGION, then the profile's region.
 
-    boto3 1.44 reads only AWS_DEFAULT_REGION or the profile, not AWS_REGION
-    (shared/PLATFORM_NOTES.md, observed 2026-12-01), so the region is resolved here and passed to every
+    boto3 1.44 reads only AWS_DEFAULT_REGION or the profile, not AWS_REGION (botocore 1.44.5
+    `configprovider.py`, see scripts/aws_session.py), so the region is resolved here and passed to every
     client as `region_name`.
 
     Raises:
