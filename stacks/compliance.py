@@ -65,9 +65,10 @@ def acknowledge_cdk_helpers(stack: cdk.Stack) -> None:
 ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS = {
     "AwsSolutions-S1": "This bucket is the access-log target itself; logging it to itself would loop.",
     "NIST.800.53.R5-S3BucketLoggingEnabled": "This bucket is the access-log target itself.",
-    "NIST.800.53.R5-S3DefaultEncryptionKMS": "ALB access-log delivery supports SSE-S3 only "
-    "(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html); the "
-    "bucket is encrypted with SSE-S3, SSL-only and private.",
+    "NIST.800.53.R5-S3DefaultEncryptionKMS": "ALB and CloudFront standard log delivery support SSE-S3 only "
+    "(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html, "
+    "https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logging-legacy-s3.html); "
+    "the bucket is encrypted with SSE-S3, SSL-only and private.",
     "NIST.800.53.R5-S3BucketReplicationEnabled": "Access logs are kept for a bounded period; "
     "cross-region replication is not required for them.",
 }

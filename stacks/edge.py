@@ -30,7 +30,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.base import FoundationStack
-from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers
+from stacks.compliance import (
+    ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS,
+    acknowledge,
+    acknowledge_all,
+    acknowledge_cdk_helpers,
+)
 from stacks.config import AppConfig
 
 CHAT_PORT = 8501
@@ -221,19 +226,7 @@ class EdgeStack(FoundationStack):
 
     def _acknowledge_findings(self) -> None:
         acknowledge_cdk_helpers(self)
-        acknowledge_all(
-            self.access_logs_bucket,
-            {
-                "NIST.800.53.R5-S3DefaultEncryptionKMS": "ALB and CloudFront standard logs can only be delivered "
-                "to buckets encrypted with SSE-S3, not SSE-KMS.",
-                "NIST.800.53.R5-S3BucketReplicationEnabled": "Access logs are diagnostics kept for a bounded "
-                "retention; cross-region replication would double their cost for no recovery need.",
-                "AwsSolutions-S1": "This bucket is the access-log destination itself; logging it to another bucket "
-                "would only move the question one bucket further.",
-                "NIST.800.53.R5-S3BucketLoggingEnabled": "This bucket is the access-log destination itself; "
-                "logging it to another bucket would only move the question one bucket further.",
-            },
-        )
+        acknowledge_all(self.access_logs_bucket, ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS)
         if cdk.Token.is_unresolved(self.region):
             acknowledge_all(
                 self.load_balancer,

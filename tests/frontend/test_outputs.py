@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from frontend.outputs import OutputsError, chat_environment, main
 from frontend.settings import load_settings
+from tests.support.aws_env import bare_laptop
 
 REPO = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:bedrock-agentcore:eu-west-1:123456789012:runtime/aaf_agent-AbC123"
@@ -72,28 +73,10 @@ def test_cli_reports_errors_without_a_traceback(cloudformation, capsys):
 
 # --- `make chat MODE=agentcore` on a laptop: AWS_REGION honoured, one-line errors -----------------
 
-AWS_ENV = (
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
-
 
 @pytest.fixture
 def bare_aws(monkeypatch, tmp_path):
-    for name in AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return monkeypatch
+    return bare_laptop(monkeypatch, tmp_path)
 
 
 def test_cli_reads_the_region_from_aws_region_alone(bare_aws, capsys):

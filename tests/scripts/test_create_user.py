@@ -18,6 +18,7 @@ from moto import mock_aws
 from scripts.aws_session import AwsSetupError, aws_session
 from scripts.create_user import UserCreationError, create_user, find_user_pool_id, main
 from tests.factories import test_config
+from tests.support.aws_env import bare_laptop
 
 CONFIG = test_config()
 REPO = Path(__file__).resolve().parents[2]
@@ -104,29 +105,10 @@ def test_missing_stack_says_to_deploy() -> None:
 
 # --- `make user` end to end: the region from AWS_REGION, one-line errors, never a traceback -------
 
-AWS_ENV = (
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
-
 
 @pytest.fixture
 def bare_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No region, no credentials, no profile files, no instance metadata: a fresh laptop."""
-    for name in AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return monkeypatch
+    return bare_laptop(monkeypatch, tmp_path)
 
 
 def test_make_user_takes_the_region_from_aws_region_alone(bare_aws: pytest.MonkeyPatch, capsys: Any) -> None:

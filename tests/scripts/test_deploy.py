@@ -16,7 +16,7 @@ from moto import mock_aws
 from scripts.aws_checks import ACTIONS, deploy
 from scripts.aws_checks import bootstrap as bootstrap_cli
 from scripts.aws_checks.common import AwsContext
-from tests.scripts.offline import offline_aws
+from tests.support.aws_env import offline_aws
 
 REGION = "eu-west-1"
 STARTED = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)

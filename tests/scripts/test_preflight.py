@@ -27,7 +27,7 @@ from scripts.aws_checks.preflight import (
     main,
     required_bootstrap_version,
 )
-from tests.scripts.offline import offline_aws
+from tests.support.aws_env import offline_aws
 
 REGION = "us-east-1"
 BUILDX_ARM = """NAME/NODE     DRIVER/ENDPOINT   STATUS    BUILDKIT   PLATFORMS

@@ -49,7 +49,7 @@ from tests.e2e.conftest import (  # noqa: F401 - the real local stack's fixtures
     tool_server,
 )
 from tests.e2e.test_agent_e2e import tool_payload
-from tests.scripts.offline import offline_aws
+from tests.support.aws_env import offline_aws
 from tests.support.otlp_recorder import Route
 from tests.support.scripted_model import Text, ToolCall, ToolCalls
 
