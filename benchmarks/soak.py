@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from llm_gateway.config import Upstream
-from llm_gateway.local import prepare
+from llm_gateway.local import prepare_for_upstream
 from stacks.config import load_config
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.scripted_model import Reply, ScriptedModel, Text, ToolCall, ToolCalls
@@ -221,15 +221,12 @@ def soak(args: argparse.Namespace) -> Report:
         upstream = Upstream(
             api_base=model.base_url, model=model.model_name, rate_limits=args.catalog_rate_limits
         )
-        gateway = prepare(
+        gateway = prepare_for_upstream(
             config,
+            upstream,
             state_dir=state / "gateway",
             port=free_port(),
-            upstreams={entry.alias: upstream for entry in config.models.entries},
-            environ={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")},
             master_key=MASTER_KEY,
-            write_env_file=False,
-            check=False,
         )
         tools_port, agent_port = free_port(), free_port()
         proxy = ManagedProcess(

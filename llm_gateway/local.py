@@ -368,6 +368,32 @@ def prepare(
     )
 
 
+def prepare_for_upstream(
+    config: AppConfig,
+    upstream: Upstream,
+    *,
+    state_dir: Path,
+    port: int,
+    master_key: str,
+    environ: Mapping[str, str] | None = None,
+) -> LocalGateway:
+    """A proxy that sends every catalog alias to one OpenAI-compatible server (the scripted model of the
+    tests, benchmarks and `make eval`): no env file, no credential check, and no Langfuse callback from
+    the caller's environment (the agent's own spans are what those runs check).
+    """
+    source = os.environ if environ is None else environ
+    return prepare(
+        config,
+        state_dir=state_dir,
+        port=port,
+        upstreams=dict.fromkeys((entry.alias for entry in config.models.entries), upstream),
+        environ={k: v for k, v in source.items() if not k.startswith("LANGFUSE_")},
+        master_key=master_key,
+        write_env_file=False,
+        check=False,
+    )
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write a file only the current user can read (it holds the run's master key)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

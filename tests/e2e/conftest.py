@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from llm_gateway.config import Upstream
-from llm_gateway.local import prepare
+from llm_gateway.local import prepare_for_upstream
 from tests.factories import test_config
 from tests.support.otlp_recorder import OtlpRecorder
 from tests.support.processes import ManagedProcess, free_port
@@ -119,15 +119,12 @@ def gateway(scripted_model: ScriptedModel, e2e_dir: Path) -> Iterator[str]:
     config = test_config("dev")
     port = free_port()
     upstream = Upstream(api_base=scripted_model.base_url, model=scripted_model.model_name)
-    local = prepare(
+    local = prepare_for_upstream(
         config,
+        upstream,
         state_dir=e2e_dir / "gateway",
         port=port,
-        upstreams={entry.alias: upstream for entry in config.models.entries},
-        environ={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")},
         master_key=MASTER_KEY,
-        write_env_file=False,
-        check=False,
     )
     with ManagedProcess(
         local.argv,

@@ -23,7 +23,7 @@ import httpx
 
 from eval.dataset import GoldenCase, load_dataset
 from llm_gateway.config import Upstream
-from llm_gateway.local import prepare
+from llm_gateway.local import prepare_for_upstream
 from stacks.config import AppConfig, load_config
 from tests.eval.golden_model import GoldenModel
 from tests.support.processes import ManagedProcess, free_port
@@ -72,15 +72,13 @@ def scripted_stack(
         stack.callback(model.stop)
 
         upstream = Upstream(api_base=model.base_url, model=model.model_name)
-        gateway = prepare(
+        gateway = prepare_for_upstream(
             config,
+            upstream,
             state_dir=work_dir / "gateway",
             port=free_port(),
-            upstreams={entry.alias: upstream for entry in config.models.entries},
-            environ=_clean_environ(),
             master_key=MASTER_KEY,
-            write_env_file=False,
-            check=False,
+            environ=_clean_environ(),
         )
         stack.enter_context(
             ManagedProcess(

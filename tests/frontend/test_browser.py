@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from llm_gateway.config import Upstream
-from llm_gateway.local import prepare
+from llm_gateway.local import prepare_for_upstream
 from tests.e2e.conftest import PUBLIC_KEY, SECRET_KEY, agent_env, start_agent, warm
 from tests.factories import test_config
 from tests.support.otlp_recorder import OtlpRecorder
@@ -146,15 +146,12 @@ def local_stack(work_dir: Path) -> Iterator[LocalStack]:
         OtlpRecorder(public_key=PUBLIC_KEY, secret_key=SECRET_KEY) as langfuse,
     ):
         upstream = Upstream(api_base=relay.base_url, model=model.model_name)
-        gateway = prepare(
+        gateway = prepare_for_upstream(
             config,
+            upstream,
             state_dir=work_dir / "gateway",
             port=free_port(),
-            upstreams={entry.alias: upstream for entry in config.models.entries},
-            environ={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")},
             master_key=MASTER_KEY,
-            write_env_file=False,
-            check=False,
         )
         tools_port, agent_port, chat_port = free_port(), free_port(), free_port()
         tools = ManagedProcess(

@@ -174,3 +174,30 @@ def test_a_bad_rate_limit_setting_is_named() -> None:
             test_config("dev"),
             {"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:1/v1", "GATEWAY_UPSTREAM_RATE_LIMITS": "bedrock"},
         )
+
+
+def test_prepare_for_upstream_routes_every_alias_to_it_without_langfuse_or_an_env_file(
+    tmp_path: Path,
+) -> None:
+    """What the tests, `make eval` and `make soak` start: one scripted server behind every catalog alias."""
+    from llm_gateway.config import Upstream
+    from llm_gateway.local import prepare_for_upstream
+
+    config = test_config("dev")
+    environ = {"LANGFUSE_HOST": "http://127.0.0.1:1", "LANGFUSE_SECRET_KEY": "sk-lf-x", "PATH": "/usr/bin"}
+    gateway = prepare_for_upstream(
+        config,
+        Upstream(api_base="http://127.0.0.1:8001/v1", model="scripted"),
+        state_dir=tmp_path,
+        port=4124,
+        master_key="sk-test-master",
+        environ=environ,
+    )
+
+    document = yaml.safe_load(gateway.config_path.read_text())
+    routed = {m["model_name"]: m["litellm_params"]["api_base"] for m in document["model_list"]}
+    assert set(routed) >= {entry.alias for entry in config.models.entries}
+    assert set(routed.values()) == {"http://127.0.0.1:8001/v1"}
+    assert gateway.env_file is None and not (tmp_path / "gateway.env").exists()
+    assert not any(key.startswith("LANGFUSE_") for key in gateway.env)
+    assert gateway.master_key == "sk-test-master" and gateway.url.endswith(":4124")

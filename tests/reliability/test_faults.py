@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from llm_gateway.config import Upstream
-from llm_gateway.local import prepare
+from llm_gateway.local import prepare_for_upstream
 from tests.e2e.conftest import MASTER_KEY, agent_env, sse_events, start_agent, warm
 from tests.factories import test_config
 from tests.reliability.conftest import light_tool_server
@@ -87,15 +87,12 @@ def faults(tmp_path_factory: pytest.TempPathFactory, blackhole: str) -> Iterator
     config = test_config("dev")
     with ScriptedModel() as model:
         upstream = Upstream(api_base=model.base_url, model=model.model_name)
-        gateway = prepare(
+        gateway = prepare_for_upstream(
             config,
+            upstream,
             state_dir=state / "gateway",
             port=free_port(),
-            upstreams={entry.alias: upstream for entry in config.models.entries},
-            environ={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")},
             master_key=MASTER_KEY,
-            write_env_file=False,
-            check=False,
         )
         tools_port, agent_port = free_port(), free_port()
         proxy = ManagedProcess(
