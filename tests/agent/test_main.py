@@ -13,24 +13,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from agent.main import create_app
-from agent.settings import Settings
+from tests.agent.http_support import DEPLOYED, LOCAL
 from tests.agent.scripted_strands import Call, Say
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-LOCAL = Settings(
-    mode="local",
-    llm_gateway_url="http://127.0.0.1:4000",
-    model_alias="claude-sonnet",
-    tool_gateway_url="http://127.0.0.1:8765/mcp",
-    llm_gateway_key="sk-local",
-)
-DEPLOYED = Settings(
-    mode="agentcore",
-    llm_gateway_url="http://gw",
-    model_alias="claude-sonnet",
-    tool_gateway_url="https://gw/mcp",
-)
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 SESSION = "s-" + "f" * 32
 LOCAL_URL = "http://127.0.0.1:8080"  # local mode only answers requests for a loopback Host

@@ -10,19 +10,17 @@ through the resolver, so the calls name exactly the resources the policies are w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import json
 import logging
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from tests.permissions.checker import Checker
-from tests.permissions.recorder import Recorder
+from tests.permissions.recorder import Recorder, environment
 from tests.permissions.resolver import REGION, Resolver, ResourceRef
 
 logger = logging.getLogger(__name__)
@@ -63,20 +61,6 @@ def environment_of(resolver: Resolver, resource: ResourceRef) -> dict[str, str]:
     else:
         raise TypeError(f"no environment rule for {resource.type}")
     return {str(k): str(v) for k, v in resolver.resolve(resource.stack, raw).items()}
-
-
-@contextlib.contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class SecretsStandIn:

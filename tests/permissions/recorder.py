@@ -132,16 +132,8 @@ def recording(recorder: Recorder | None = None) -> Iterator[Recorder]:
 
 
 @contextlib.contextmanager
-def offline_aws(region: str) -> Iterator[None]:
-    """Fake credentials, a fixed region and no instance metadata: nothing can reach a real endpoint."""
-    values = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` set in os.environ for the block, the previous values restored after it."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -152,3 +144,18 @@ def offline_aws(region: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def offline_aws(region: str) -> Iterator[None]:
+    """Fake credentials, a fixed region and no instance metadata: nothing can reach a real endpoint."""
+    values = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    with environment(values):
+        yield
