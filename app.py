@@ -7,9 +7,9 @@ import sys
 
 import aws_cdk as cdk
 
+from config import AppConfig, ConfigError, load_config
 from stacks.agentcore import AgentCoreStack
 from stacks.compliance import apply_cost_tags, enable_compliance_checks
-from stacks.config import AppConfig, ConfigError, load_config
 from stacks.edge import EdgeStack
 from stacks.evaluation import EvaluationStack
 from stacks.frontend import FrontendStack

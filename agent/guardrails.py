@@ -62,7 +62,7 @@ class Guardrail(Protocol):
 
 # --- local policy -------------------------------------------------------------------------------
 
-# Patterns for the PII types of the guardrail config (stacks/config/foundation.py PiiRule).
+# Patterns for the PII types of the guardrail config (config/foundation.py PiiRule).
 PII_PATTERNS: dict[str, re.Pattern[str]] = {
     "EMAIL": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
     "PHONE": re.compile(

@@ -25,9 +25,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import httpx
 
+from config import load_config
 from llm_gateway.config import Upstream
 from llm_gateway.local import prepare
-from stacks.config import load_config
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.scripted_model import ScriptedModel, Text
 

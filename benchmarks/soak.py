@@ -35,9 +35,9 @@ from typing import Any
 
 import httpx
 
+from config import load_config
 from llm_gateway.config import Upstream
 from llm_gateway.local import prepare_for_upstream
-from stacks.config import load_config
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.scripted_model import Reply, ScriptedModel, Text, ToolCall, ToolCalls
 

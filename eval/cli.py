@@ -338,14 +338,14 @@ def judge_from_env(retries: int, env: dict[str, str] | None = None) -> Judge:
 
 
 def _judge_alias() -> str:
-    from stacks.config import load_config
+    from config import load_config
 
     return load_config().models.judge_alias
 
 
 def _config_value(name: str, default: int) -> int:
     try:
-        from stacks.config import load_config
+        from config import load_config
 
         return int(getattr(load_config().evaluation, name))
     except Exception:  # the job image may run without the repo's config file

@@ -259,7 +259,7 @@ def _litellm_prices() -> dict[str, Any]:
 
 def price_table_from_config() -> PriceTable:
     """Prices for the aliases of the model catalog in config/foundation.yaml."""
-    from stacks.config import load_config  # local import: the config pulls YAML parsing only when used
+    from config import load_config  # local import: the config pulls YAML parsing only when used
 
     catalog = load_config().models
     return PriceTable(

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the Lambda never imports the typed config
-    from stacks.config import AppConfig
+    from config import AppConfig
 
 logger = logging.getLogger(__name__)
 

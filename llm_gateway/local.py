@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config import REPO_ROOT, AppConfig, load_config
 from llm_gateway.config import (
     DEFAULT_API_KEY_ENV,
     ENV_MASTER_KEY,
@@ -40,7 +41,6 @@ from llm_gateway.config import (
     local_config,
     render_yaml,
 )
-from stacks.config import REPO_ROOT, AppConfig, load_config
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from stacks.config import REPO_ROOT, AppConfig, load_config
+from config import REPO_ROOT, AppConfig, load_config
 
 STATE_DIR = Path(os.environ.get("LOCAL_STATE_DIR") or REPO_ROOT / ".local")
 LOG_DIR = STATE_DIR / "logs"

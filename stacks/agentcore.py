@@ -17,9 +17,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from config import AppConfig
 from stacks.base import FoundationStack
 from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers, nag_region_account
-from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint, url_port
 from stacks.guardrails import grant_apply_guardrail, publish_in
 from stacks.identity import RESOURCE_SERVER_ID, MachineClient
@@ -98,7 +98,7 @@ class AgentCoreStack(FoundationStack):
         """The services subnets, narrowed to `agentcore.runtime_az_ids` when set.
 
         AgentCore Runtime in VPC mode accepts subnets only in the AZ IDs it lists per region
-        (stacks/config/agentcore.py AGENTCORE_VPC_DOC_URL); other subnets fail at resource creation.
+        (config/agentcore.py AGENTCORE_VPC_DOC_URL); other subnets fail at resource creation.
         """
         names = list(self.config.runtime_az_names)
         if not names:

@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from stacks.config import AppConfig
+from config import AppConfig
 
 # One PostgreSQL version per engine for every database of the foundation (LiteLLM, Langfuse), so the copies
 # cannot drift. Aurora 16.9 supports 0 ACU auto-pause (needs 16.3+); minor upgrades happen in place.

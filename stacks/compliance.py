@@ -12,7 +12,7 @@ import jsii
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 from constructs import IConstruct
 
-from stacks.config import AppConfig
+from config import AppConfig
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from config import AppConfig
 from stacks.base import FoundationStack
 from stacks.compliance import (
     ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS,
@@ -36,7 +37,6 @@ from stacks.compliance import (
     acknowledge_all,
     acknowledge_cdk_helpers,
 )
-from stacks.config import AppConfig
 
 CHAT_PORT = 8501
 HEALTH_PATH = "/_stcore/health"

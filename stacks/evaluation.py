@@ -26,9 +26,9 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from config import AppConfig
 from stacks.base import FoundationStack
 from stacks.compliance import acknowledge, acknowledge_cdk_helpers, nag_region_account
-from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
 from stacks.identity import RESOURCE_SERVER_ID, MachineClient
 
@@ -41,8 +41,6 @@ IMAGE_CONTEXT = (
     "!clients",
     "!tools/__init__.py",
     "!tools/specs.py",
-    "!stacks/__init__.py",
-    "!stacks/config",
     "!config",
     "**/__pycache__",
     "eval/datasets/*.local.jsonl",

@@ -22,9 +22,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from config import AppConfig
 from stacks.base import FoundationStack
 from stacks.compliance import acknowledge, acknowledge_cdk_helpers
-from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection
 from stacks.edge import CHAT_PORT, HEALTH_PATH, ChatEdge
 from stacks.identity import RESOURCE_SERVER_ID

@@ -16,9 +16,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from config import AppConfig
+from config.foundation import GuardrailConfig
 from stacks.base import FoundationStack
-from stacks.config import AppConfig
-from stacks.config.foundation import GuardrailConfig
 
 # Prompt attacks only make sense on input: Bedrock requires the output strength to be NONE.
 INPUT_ONLY_FILTERS = frozenset({"PROMPT_ATTACK"})

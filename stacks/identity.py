@@ -10,9 +10,9 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from config import AppConfig
 from stacks.base import FoundationStack
 from stacks.compliance import acknowledge_all, acknowledge_cdk_helpers
-from stacks.config import AppConfig
 from stacks.edge import ChatEdge
 
 RESOURCE_SERVER_ID = "agentic-foundation"

@@ -28,6 +28,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
+from config import AppConfig
+from config.foundation import ChunkingConfig
 from stacks.base import FoundationStack
 from stacks.compliance import (
     CDK_HELPER_ACKNOWLEDGEMENTS,
@@ -36,8 +38,6 @@ from stacks.compliance import (
     acknowledge_cdk_helpers,
     nag_region_and_account,
 )
-from stacks.config import AppConfig
-from stacks.config.foundation import ChunkingConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INGESTION_CODE = REPO_ROOT / "functions" / "ingestion"

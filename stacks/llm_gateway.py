@@ -37,6 +37,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
+from config import REPO_ROOT, AppConfig, ConfigError
 from llm_gateway.bootstrap import plan_from_config
 from llm_gateway.config import (
     ENV_GUARDRAIL_ID,
@@ -67,7 +68,6 @@ from stacks.compliance import (
     acknowledge_all,
     acknowledge_cdk_helpers,
 )
-from stacks.config import REPO_ROOT, AppConfig, ConfigError
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
 from stacks.guardrails import grant_apply_guardrail, publish_in
 

@@ -8,9 +8,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from config import AppConfig
 from stacks.base import FoundationStack
 from stacks.compliance import acknowledge, acknowledge_all
-from stacks.config import AppConfig
 
 # Interface endpoints that keep the heaviest service traffic off the NAT gateways.
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
@@ -87,7 +87,7 @@ class NetworkStack(FoundationStack):
     def _zones(self) -> dict[str, Any]:
         """`max_azs`, or, when the AgentCore runtime is pinned to AZ ids, explicit zones starting with its.
 
-        AgentCore Runtime accepts subnets only in listed AZ IDs (stacks/config/agentcore.py); the VPC is
+        AgentCore Runtime accepts subnets only in listed AZ IDs (config/agentcore.py); the VPC is
         then built in those zones (their account-specific names from network.az_names) and filled up to
         max_azs with the region's other zones. Changing the zones of a deployed VPC replaces its subnets.
         """

@@ -31,6 +31,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
+from config import AppConfig, ConfigError
+from config.observability import ServiceSize, node_options
 from stacks.base import (
     FoundationStack,
     access_log_lifecycle,
@@ -45,8 +47,6 @@ from stacks.compliance import (
     acknowledge_all,
     acknowledge_cdk_helpers,
 )
-from stacks.config import AppConfig, ConfigError
-from stacks.config.observability import ServiceSize, node_options
 from stacks.contracts import LangfuseConnection
 
 WEB_PORT = 3000

@@ -27,9 +27,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from config import AppConfig
 from stacks.base import retention
 from stacks.compliance import acknowledge, acknowledge_all, nag_region_account
-from stacks.config import AppConfig
 from tools import specs
 from tools.tickets import DynamoTicketRepository
 from tools.web_search import openapi_document

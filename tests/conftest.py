@@ -9,8 +9,8 @@ import aws_cdk as cdk
 import pytest
 
 import app as foundation_app
+from config import AppConfig
 from stacks.compliance import apply_cost_tags, enable_compliance_checks
-from stacks.config import AppConfig
 from tests.factories import test_config
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.config import AppConfig, load_config
+from config import AppConfig, load_config
 
 
 def test_config(profile: str = "dev", **sections: dict[str, Any]) -> AppConfig:

@@ -25,6 +25,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from config import AppConfig, ConfigError, load_config
+from config.agentcore import AGENTCORE_RUNTIME_AZ_IDS, AGENTCORE_VPC_DOC_URL, unsupported_az_ids
 from scripts.aws_checks.common import (
     AwsContext,
     Check,
@@ -39,8 +41,6 @@ from scripts.aws_checks.common import (
     resolve_region,
     run_checks,
 )
-from stacks.config import AppConfig, ConfigError, load_config
-from stacks.config.agentcore import AGENTCORE_RUNTIME_AZ_IDS, AGENTCORE_VPC_DOC_URL, unsupported_az_ids
 
 logger = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from clients.agentcore import AgentClient, AgentError, AgentReply, AgentTarget, new_session_id
 from clients.oauth import OAuthClient, OAuthClientConfig, OAuthError
+from config import AppConfig, ConfigError, load_config
 from scripts.aws_checks.common import (
     AwsContext,
     Check,
@@ -46,7 +47,6 @@ from scripts.aws_checks.common import (
     run_checks,
     stack_console_url,
 )
-from stacks.config import AppConfig, ConfigError, load_config
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from config import REPO_ROOT
 from cost.__main__ import main
 from cost.model import read_assembly
 from cost.report import idle_cost_summary
-from stacks.config import REPO_ROOT
 
 
 def _assembly(tmp_path: Path, profile: str = "dev", region: str = "unknown-region") -> Path:

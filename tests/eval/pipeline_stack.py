@@ -21,10 +21,10 @@ from pathlib import Path
 
 import httpx
 
+from config import AppConfig, load_config
 from eval.dataset import GoldenCase, load_dataset
 from llm_gateway.config import Upstream
 from llm_gateway.local import prepare_for_upstream
-from stacks.config import AppConfig, load_config
 from tests.eval.golden_model import GoldenModel
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.scripted_model import ScriptedModel

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from config import AppConfig, build_config
 from llm_gateway.config import Upstream
 from llm_gateway.local import LocalGateway, prepare
-from stacks.config import AppConfig, build_config
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.scripted_model import ScriptedModel
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config import AppConfig, ConfigError, build_config
 from llm_gateway.config import (
     ENV_GUARDRAIL_ID,
     ENV_GUARDRAIL_VERSION,
@@ -19,7 +20,6 @@ from llm_gateway.config import (
     local_config,
     render_yaml,
 )
-from stacks.config import AppConfig, ConfigError, build_config
 from tests.factories import test_config
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from config import REPO_ROOT, build_config
 from llm_gateway.local import (
     CONFIG_FILE_NAME,
     QUIET_LOG_CONFIG,
@@ -19,7 +20,6 @@ from llm_gateway.local import (
     prepare,
     upstreams_from_env,
 )
-from stacks.config import REPO_ROOT, build_config
 from tests.factories import test_config
 
 

@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from clients.agentcore import AgentTarget
+from config import load_config
 from corpus.build_pdf import EXPECTED_PAGES
 from scripts.aws_checks import ACTIONS
 from scripts.aws_checks.common import AwsContext, Status, run_checks
@@ -34,7 +35,6 @@ from scripts.aws_checks.verify import (
     check_trace,
     main,
 )
-from stacks.config import load_config
 from tests.e2e.conftest import (  # noqa: F401 - the real local stack's fixtures
     LOCAL_USER,
     PUBLIC_KEY,

@@ -20,10 +20,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 
+from config import AppConfig
 from scripts.synth_summary import lint_template
 from stacks.agentcore import AGENT_DIR, MEMORY_NAMESPACES, TOOLS_SCOPE, AgentCoreStack
 from stacks.compliance import acknowledge_all, enable_compliance_checks, read_validation_report
-from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint, url_port
 from stacks.identity import IdentityStack
 from stacks.network import NetworkStack
@@ -297,7 +297,7 @@ def test_runtime_turns_are_bounded_from_config_and_the_agent_accepts_the_values(
 
 
 def test_a_tool_timeout_at_or_over_the_turn_deadline_is_refused() -> None:
-    from stacks.config import ConfigError
+    from config import ConfigError
 
     with pytest.raises((ConfigError, ValueError), match="agent_tool_timeout_seconds"):
         test_config("dev", agentcore={"turn_deadline_seconds": 20, "agent_tool_timeout_seconds": 20})
@@ -388,7 +388,7 @@ ZONE_LOOKUP = {
     f"availability-zones:account={ACCOUNT}:region={REGION}": ["us-east-1a", "us-east-1b", "us-east-1c"]
 }
 # This account's names for the zones (shuffled per account): us-east-1b is use1-az6, which AgentCore
-# does not accept (stacks/config/agentcore.py AGENTCORE_RUNTIME_AZ_IDS).
+# does not accept (config/agentcore.py AGENTCORE_RUNTIME_AZ_IDS).
 AZ_NAMES = {"use1-az4": "us-east-1a", "use1-az6": "us-east-1b", "use1-az1": "us-east-1c"}
 
 

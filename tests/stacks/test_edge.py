@@ -11,8 +11,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from config import AppConfig
 from stacks.compliance import enable_compliance_checks, read_validation_report
-from stacks.config import AppConfig
 from stacks.edge import CHAT_PORT, COST_COMPONENT, HEALTH_PATH, EdgeStack
 from stacks.network import NetworkStack
 from tests.factories import test_config

@@ -12,8 +12,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Match, Template
 
+from config import AppConfig
 from stacks.compliance import acknowledge_all, enable_compliance_checks, read_validation_report
-from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint, url_port
 from stacks.evaluation import EvaluationStack
 from stacks.identity import IdentityStack

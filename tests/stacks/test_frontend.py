@@ -14,8 +14,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Annotations, Match, Template
 
+from config import AppConfig
 from stacks.compliance import acknowledge_all, enable_compliance_checks, read_validation_report
-from stacks.config import AppConfig
 from stacks.contracts import LangfuseConnection
 from stacks.edge import CHAT_PORT, HEALTH_PATH, EdgeStack
 from stacks.frontend import FrontendStack

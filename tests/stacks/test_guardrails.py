@@ -11,8 +11,8 @@ from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
+from config import AppConfig
 from stacks.compliance import apply_cost_tags
-from stacks.config import AppConfig
 from stacks.guardrails import GuardrailsStack, grant_apply_guardrail, policy_hash, publish_in
 from tests.factories import test_config
 from tests.support.cdk import resources_of

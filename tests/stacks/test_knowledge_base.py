@@ -11,8 +11,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from config import AppConfig
 from stacks.compliance import apply_cost_tags
-from stacks.config import AppConfig
 from stacks.knowledge_base import (
     NON_FILTERABLE_METADATA_KEYS,
     REPO_ROOT,

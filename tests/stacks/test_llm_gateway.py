@@ -14,10 +14,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Match, Template
 
+from config import AppConfig, ConfigError
 from llm_gateway.bootstrap import BootstrapPlan
 from scripts.synth_summary import lint_template
 from stacks.compliance import apply_cost_tags, enable_compliance_checks, read_validation_report
-from stacks.config import AppConfig, ConfigError
 from stacks.contracts import LangfuseConnection
 from stacks.guardrails import GuardrailsStack
 from stacks.llm_gateway import (

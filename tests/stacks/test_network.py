@@ -10,9 +10,9 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from config import ConfigError
 from scripts.synth_summary import lint_template
 from stacks.compliance import apply_cost_tags, enable_compliance_checks, read_validation_report
-from stacks.config import ConfigError
 from stacks.network import INTERFACE_ENDPOINTS, NetworkStack
 from tests.factories import test_config
 from tests.support.cdk import build_stack, resources_of

@@ -12,9 +12,9 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from config import AppConfig, ConfigError
 from scripts.synth_summary import lint_template
 from stacks.compliance import enable_compliance_checks, read_validation_report
-from stacks.config import AppConfig, ConfigError
 from stacks.network import NetworkStack
 from stacks.observability import ObservabilityStack, external_connection
 from tests.factories import test_config
@@ -589,7 +589,7 @@ def test_langfuse_containers_get_the_documented_memory_and_a_heap_below_it(
 
 
 def test_node_heap_follows_the_container_size() -> None:
-    from stacks.config.observability import node_heap_mib, node_options
+    from config.observability import node_heap_mib, node_options
 
     assert node_heap_mib(4096) == 3072 and node_heap_mib(8192) == 6144
     assert node_options(4096) == "--max-old-space-size=3072"

@@ -14,9 +14,9 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
+from config import AppConfig
 from scripts.synth_summary import lint_template
 from stacks.compliance import enable_compliance_checks, read_validation_report
-from stacks.config import AppConfig
 from stacks.network import NetworkStack
 from stacks.observability import ObservabilityStack
 from stacks.operations import OperationsStack

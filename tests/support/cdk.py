@@ -10,7 +10,7 @@ from aws_cdk import aws_bedrock as bedrock
 from aws_cdk.assertions import Template
 from constructs import Construct
 
-from stacks.config import AppConfig
+from config import AppConfig
 
 StackT = TypeVar("StackT", bound=cdk.Stack)
 

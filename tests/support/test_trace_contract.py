@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import REPO_ROOT
+from config import REPO_ROOT
 from tests.support.contract_turn import SESSION_ID, USER_ID
 from tests.support.otlp_recorder import OtlpRecorder, RecordedSpan
 from tests.support.scripted_model import ScriptedModel, Text, ToolCall, ToolCalls

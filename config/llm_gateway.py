@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section
-from stacks.config.foundation import check_retention
-from stacks.config.observability import FARGATE_MEMORY
+from config.base import Section
+from config.foundation import check_retention
+from config.observability import FARGATE_MEMORY
 
 
 class TeamBudget(Section):

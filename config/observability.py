@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section
-from stacks.config.foundation import EMAIL_PATTERN, check_retention
+from config.base import Section
+from config.foundation import EMAIL_PATTERN, check_retention
 
 FargateCpu = Literal[256, 512, 1024, 2048, 4096]
 

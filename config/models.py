@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from stacks.config.base import Section
+from config.base import Section
 
 Provider = Literal["bedrock", "openai", "anthropic", "openai_compatible"]
 

@@ -4,7 +4,7 @@ Load order: the checked-in `config/foundation.yaml` (`defaults`, then `profiles.
 context overrides given as dotted keys (`cdk synth -c network.nat_gateways=2 -c project.profile=prod`).
 A mapping merges key by key; any other value, a list included, replaces the one before it (so a
 profile's or a `-c models.entries=[...]` model list replaces the whole catalog). List fields take a JSON
-or YAML list or a comma-separated string (see `stacks.config.base.Section`). Every value is validated at
+or YAML list or a comma-separated string (see `config.base.Section`). Every value is validated at
 load; an error names the key and what is allowed, and an unknown key names the nearest known one.
 """
 
@@ -23,16 +23,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError, model_validator
 
-from stacks.config.agentcore import (
+from config.agentcore import (
     AGENTCORE_RUNTIME_AZ_IDS,
     AGENTCORE_VPC_DOC_URL,
     AGENTCORE_VPC_TABLE_READ_ON,
     AgentCoreConfig,
     unsupported_az_ids,
 )
-from stacks.config.base import Section
-from stacks.config.evaluation import EvaluationConfig
-from stacks.config.foundation import (
+from config.base import Section
+from config.evaluation import EvaluationConfig
+from config.foundation import (
     AlarmsConfig,
     ComponentsConfig,
     EnvironmentConfig,
@@ -42,14 +42,14 @@ from stacks.config.foundation import (
     NetworkConfig,
     ProjectConfig,
 )
-from stacks.config.frontend import FrontendConfig
-from stacks.config.llm_gateway import LlmGatewayConfig
-from stacks.config.models import ModelCatalogConfig, ModelEntry
-from stacks.config.observability import ObservabilityConfig
+from config.frontend import FrontendConfig
+from config.llm_gateway import LlmGatewayConfig
+from config.models import ModelCatalogConfig, ModelEntry
+from config.observability import ObservabilityConfig
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "foundation.yaml"
 CDK_JSON = REPO_ROOT / "cdk.json"
 # Undotted context keys that are not config overrides: ours (`profile`, `config_file`) and the CDK

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from config import DEFAULT_CONFIG_FILE, AppConfig, ConfigError, build_config, load_config
+from config.models import ModelCatalogConfig, ModelEntry
 from llm_gateway.config import deployed_config, render_yaml
-from stacks.config import DEFAULT_CONFIG_FILE, AppConfig, ConfigError, build_config, load_config
-from stacks.config.models import ModelCatalogConfig, ModelEntry
 
-# The catalog as it was defined in Python (stacks/config/models.py) before it moved to the YAML file.
+# The catalog as it was defined in Python (config/models.py) before it moved to the YAML file.
 PREVIOUS_CATALOG = ModelCatalogConfig(
     entries=(
         ModelEntry(

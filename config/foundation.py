@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section
+from config.base import Section
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$"
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")

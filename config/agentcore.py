@@ -8,8 +8,8 @@ from types import MappingProxyType
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section
-from stacks.config.foundation import check_retention
+from config.base import Section
+from config.foundation import check_retention
 
 AGENTCORE_VPC_DOC_URL = "https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/agentcore-vpc.html"
 """AgentCore developer guide, "Configure Amazon Bedrock AgentCore Runtime and tools for VPC", section

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from stacks.config.base import Section
-from stacks.config.foundation import check_retention
+from config.base import Section
+from config.foundation import check_retention
 
 
 class EvaluationConfig(Section):

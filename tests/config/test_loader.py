@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.config import ConfigError, load_config
+from config import ConfigError, load_config
 from tests.factories import test_config
 
 
@@ -157,7 +157,7 @@ NAMES = {"use1-az1": "us-east-1c", "use1-az4": "us-east-1a", "use1-az6": "us-eas
 
 
 def test_az_table_matches_the_agentcore_vpc_page() -> None:
-    from stacks.config.agentcore import AGENTCORE_RUNTIME_AZ_IDS, AGENTCORE_VPC_DOC_URL
+    from config.agentcore import AGENTCORE_RUNTIME_AZ_IDS, AGENTCORE_VPC_DOC_URL
 
     assert AGENTCORE_VPC_DOC_URL.startswith("https://docs.aws.amazon.com/bedrock-agentcore/")
     assert AGENTCORE_RUNTIME_AZ_IDS["us-east-1"] == ("use1-az1", "use1-az2", "use1-az4")
@@ -169,7 +169,7 @@ def test_az_table_matches_the_agentcore_vpc_page() -> None:
 
 
 def test_unsupported_az_ids_keeps_order_and_reports_unknown_regions_whole() -> None:
-    from stacks.config.agentcore import unsupported_az_ids
+    from config.agentcore import unsupported_az_ids
 
     assert unsupported_az_ids("us-east-1", ["use1-az6", "use1-az1", "use1-az3"]) == ["use1-az6", "use1-az3"]
     assert unsupported_az_ids("us-east-1", []) == []

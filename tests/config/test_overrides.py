@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-import stacks.config
-from stacks.config import CDK_JSON, REPO_ROOT, AppConfig, ConfigError, known_keys, load_config
-from stacks.config.base import Section, is_scalar_list
+import config
+from config import CDK_JSON, REPO_ROOT, AppConfig, ConfigError, known_keys, load_config
+from config.base import Section, is_scalar_list
 
 
 def _field(dotted: str) -> Any:
@@ -112,15 +112,15 @@ def test_cdk_json_context_and_cdk_cli_keys_are_accepted() -> None:
 def test_any_key_of_cdk_json_context_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cdk_json = tmp_path / "cdk.json"
     cdk_json.write_text(json.dumps({"app": "x", "context": {"team-flag": True}}), encoding="utf-8")
-    monkeypatch.setattr(stacks.config, "CDK_JSON", cdk_json)
-    stacks.config._non_config_context_keys.cache_clear()
+    monkeypatch.setattr(config, "CDK_JSON", cdk_json)
+    config._non_config_context_keys.cache_clear()
     try:
         load_config({"team-flag": True})
-        monkeypatch.setattr(stacks.config, "CDK_JSON", tmp_path / "absent.json")
-        stacks.config._non_config_context_keys.cache_clear()
+        monkeypatch.setattr(config, "CDK_JSON", tmp_path / "absent.json")
+        config._non_config_context_keys.cache_clear()
         assert "'team-flag' is not a config key" in _error({"team-flag": True})
     finally:
-        stacks.config._non_config_context_keys.cache_clear()
+        config._non_config_context_keys.cache_clear()
 
 
 def test_undotted_key_suggests_the_dotted_one() -> None:
