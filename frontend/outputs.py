@@ -30,8 +30,8 @@ class OutputsError(RuntimeError):
 
 def chat_environment(prefix: str, region: str | None = None, cloudformation: Any = None) -> dict[str, str]:
     """The chat's AgentCore-mode settings from the deployed `<prefix>-agentcore` and `<prefix>-identity` stacks."""
-    if cloudformation is None:  # only this laptop CLI needs AWS (the chat image has no scripts/)
-        from scripts.aws_session import aws_session
+    if cloudformation is None:  # only this laptop CLI needs AWS credentials
+        from clients.aws_session import aws_session
 
         cloudformation = aws_session(region).client("cloudformation")
     env = {"CHAT_MODE": "agentcore", "AWS_REGION": region or cloudformation.meta.region_name}
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from botocore.exceptions import BotoCoreError
 
-    from scripts.aws_session import AwsSetupError
+    from clients.aws_session import AwsSetupError
 
     try:
         env = chat_environment(args.prefix, args.region)

@@ -15,9 +15,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError
 
+from clients.aws_session import AwsSetupError, aws_session
 from config import AppConfig, load_config
 from config.foundation import EMAIL_PATTERN
-from scripts.aws_session import AwsSetupError, aws_session
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from scripts.aws_session import region_from_env
+from clients.aws_session import region_from_env
 
 logger = logging.getLogger(__name__)
 

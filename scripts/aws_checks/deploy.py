@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from clients.aws_session import AwsSetupError, aws_session
 from config import ConfigError, load_config
 from scripts.aws_checks.common import (
     AwsContext,
@@ -32,7 +33,6 @@ from scripts.aws_checks.common import (
     resolve_region,
     stack_console_url,
 )
-from scripts.aws_session import AwsSetupError, aws_session
 
 logger = logging.getLogger(__name__)
 

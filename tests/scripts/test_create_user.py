@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from scripts.aws_session import AwsSetupError, aws_session
+from clients.aws_session import AwsSetupError, aws_session
 from scripts.create_user import UserCreationError, create_user, find_user_pool_id, main
 from tests.factories import test_config
 from tests.support.aws_env import bare_laptop
