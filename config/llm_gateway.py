@@ -62,6 +62,9 @@ class LlmGatewayConfig(Section):
     db_min_acu: float = Field(default=0.0, ge=0.0, le=256)
     db_max_acu: float = Field(default=2.0, ge=1.0, le=256)
     cache: bool = False
+    # The router-state cache's size when `cache` is on (the same keys as observability.cache_*).
+    cache_node_type: str = Field(default="cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    cache_replicas: int = Field(default=1, ge=0, le=2)
     public: bool = False
     # Entry: an internal ALB (health-checked targets, request-count scaling, 5xx alarms), or none: the
     # tasks register in a private Cloud Map DNS name (http://llm-gateway.<prefix>-llm.internal:4000) that

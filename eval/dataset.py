@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from corpus import reader as corpus_reader
 from tools.specs import TOOL_SPECS
 
 MAX_PROMPT_CHARS = 8000
@@ -201,11 +202,8 @@ def _documents(case: GoldenCase) -> Iterable[str]:
 
 
 def _corpus_documents(corpus_dir: Path) -> frozenset[str]:
-    return frozenset(
-        p.name
-        for p in corpus_dir.iterdir()
-        if p.is_file() and p.suffix.lower() in {".md", ".pdf", ".txt", ".html"}
-    )
+    # corpus.reader decides what a document is (the knowledge base and the local index use it too).
+    return frozenset(corpus_reader.document_names(corpus_dir, setting="corpus_dir"))
 
 
 def _format(exc: ValidationError) -> str:

@@ -8,35 +8,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config import AppConfig
-
-# One PostgreSQL version per engine for every database of the foundation (LiteLLM, Langfuse), so the copies
-# cannot drift. Aurora 16.9 supports 0 ACU auto-pause (needs 16.3+); minor upgrades happen in place.
-AURORA_POSTGRES_VERSION = rds.AuroraPostgresEngineVersion.VER_16_9
-POSTGRES_VERSION = rds.PostgresEngineVersion.VER_16_11
-
-
-def aurora_postgres_engine() -> rds.IClusterEngine:
-    return rds.DatabaseClusterEngine.aurora_postgres(version=AURORA_POSTGRES_VERSION)
-
-
-def postgres_engine() -> rds.IInstanceEngine:
-    return rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION)
-
-
-def tls_parameter_group(scope: Construct, engine: rds.IEngine, description: str) -> rds.ParameterGroup:
-    """The database's parameter group (construct id `DatabaseParameters`): `rds.force_ssl=1`, so a
-    client without TLS is refused. On a cluster engine CDK renders it as a DB cluster parameter group.
-    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html
-    """
-    return rds.ParameterGroup(
-        scope, "DatabaseParameters", engine=engine, description=description, parameters={"rds.force_ssl": "1"}
-    )
 
 
 def access_log_lifecycle(expire_days: int) -> s3.LifecycleRule:

@@ -31,12 +31,8 @@ from constructs import Construct
 
 from config import AppConfig
 from stacks.base import FoundationStack
-from stacks.compliance import (
-    ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS,
-    acknowledge,
-    acknowledge_all,
-    acknowledge_cdk_helpers,
-)
+from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers
+from stacks.constructs.log_bucket import LogBucket
 
 CHAT_PORT = 8501
 HEALTH_PATH = "/_stcore/health"
@@ -108,24 +104,14 @@ class EdgeStack(FoundationStack):
     # --- steps -------------------------------------------------------------------------------------
 
     def _create_access_logs_bucket(self) -> s3.Bucket:
-        # ALB and CloudFront standard logs can only be delivered to SSE-S3 buckets; CloudFront needs ACLs.
-        return s3.Bucket(
+        # CloudFront standard logs need ACLs (ObjectWriter); ALB logs share the bucket under alb/.
+        return LogBucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.OBJECT_WRITER,
-            enforce_ssl=True,
-            versioned=True,
-            removal_policy=self.removal_policy,
-            auto_delete_objects=not self.config.retain_data,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=cdk.Duration.days(self.config.frontend.log_retention_days),
-                    noncurrent_version_expiration=cdk.Duration.days(1),
-                )
-            ],
-        )
+            expire_days=self.config.frontend.log_retention_days,
+            retain=self.config.retain_data,
+            cloudfront_logging=True,
+        ).bucket
 
     def _create_load_balancer(
         self,
@@ -226,7 +212,6 @@ class EdgeStack(FoundationStack):
 
     def _acknowledge_findings(self) -> None:
         acknowledge_cdk_helpers(self)
-        acknowledge_all(self.access_logs_bucket, ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS)
         if cdk.Token.is_unresolved(self.region):
             acknowledge_all(
                 self.load_balancer,

@@ -10,7 +10,6 @@ deleted (functions/ingestion). No OpenSearch Serverless: vectors live in S3 Vect
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,9 @@ from constructs import Construct, IConstruct
 
 from config import AppConfig
 from config.foundation import ChunkingConfig
+from corpus.reader import METADATA_SUFFIX as METADATA_SUFFIX  # re-exported for tests/corpus
+from corpus.reader import corpus_documents as corpus_documents  # re-exported for tests/corpus
+from corpus.reader import corpus_fingerprint, validate_corpus
 from stacks.base import FoundationStack
 from stacks.compliance import (
     CDK_HELPER_ACKNOWLEDGEMENTS,
@@ -38,112 +40,37 @@ from stacks.compliance import (
     acknowledge_cdk_helpers,
     nag_region_and_account,
 )
+from stacks.constructs.log_bucket import LogBucket
+from stacks.constructs.packaging import Bundle, bundling_options
+from stacks.constructs.python_lambda import PythonLambda
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-INGESTION_CODE = REPO_ROOT / "functions" / "ingestion"
 SAMPLE_CORPUS_PREFIX = "sample-corpus/"
-INGESTION_RUNTIME = lambda_.Runtime.PYTHON_3_14
 # Bedrock stores the chunk text and its own bookkeeping under these keys; they exceed the 2 KB of
 # filterable metadata S3 Vectors allows per vector, so the index must declare them non-filterable.
 NON_FILTERABLE_METADATA_KEYS = ("AMAZON_BEDROCK_TEXT", "AMAZON_BEDROCK_METADATA")
-# Files in the corpus directory that document or build it and must not be ingested.
-CORPUS_EXCLUDES = ("README.md", "build_pdf.py", "__init__.py", "__pycache__", ".*")
-SUPPORTED_DOCUMENT_TYPES = frozenset(
-    {".txt", ".md", ".html", ".htm", ".doc", ".docx", ".csv", ".xls", ".xlsx", ".pdf"}
-)
-METADATA_SUFFIX = ".metadata.json"
-MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # Bedrock's per-file limit
-MAX_METADATA_BYTES = 10 * 1024  # Bedrock's per-sidecar limit
+# S3 server access logs of the docs bucket: kept a year (diagnostics of who read or changed documents).
+ACCESS_LOG_DAYS = 365
 SEMANTIC_BUFFER_SIZE = 0  # Bedrock's defaults for the settings ChunkingConfig does not expose
 SEMANTIC_BREAKPOINT_PERCENTILE = 95
 
 
-class CorpusError(ValueError):
-    """The corpus directory or one of its documents cannot be ingested; the message names the file."""
-
-
-def corpus_documents(directory: Path) -> list[Path]:
-    """Every file the BucketDeployment uploads (documents and their metadata sidecars), sorted."""
-    files = []
-    for path in sorted(directory.rglob("*")):
-        relative = path.relative_to(directory)
-        if not path.is_file() or any(
-            part.startswith(".") or part == "__pycache__" for part in relative.parts
-        ):
-            continue
-        if relative.as_posix() in CORPUS_EXCLUDES:
-            continue
-        files.append(path)
-    return files
-
-
-def validate_corpus(directory: Path, setting: str = "knowledge_base.corpus_dir") -> list[Path]:
-    """Check that every file can be ingested by Bedrock and every sidecar is well formed.
-
-    Args:
-        directory: the corpus directory.
-        setting: the config key that named the directory, quoted in errors.
-
-    Returns:
-        The files to upload (see `corpus_documents`).
+def corpus_source(directory: Path) -> s3deploy.ISource:
+    """The BucketDeployment source: exactly the files `corpus.reader.validate_corpus` accepts (documents
+    and sidecars), bundled by `stacks.constructs.packaging`, so the upload and the local consumers
+    (tools/local_index.py, eval/dataset.py) cannot disagree about what the corpus is.
 
     Raises:
-        CorpusError: naming the directory or file and what is wrong with it.
+        CorpusError: the corpus has an unsupported, empty or oversized file or a malformed sidecar.
     """
-    if not directory.is_dir():
-        raise CorpusError(f"config key {setting!r}: corpus directory {directory} does not exist")
-    files = corpus_documents(directory)
-    names = {path.relative_to(directory).as_posix() for path in files}
-    documents = [name for name in names if not name.endswith(METADATA_SUFFIX)]
-    if not documents:
-        raise CorpusError(f"config key {setting!r}: corpus directory {directory} holds no documents")
-    for path in files:
-        name = path.relative_to(directory).as_posix()
-        if name.endswith(METADATA_SUFFIX):
-            _validate_sidecar(path, name, names)
-        elif path.suffix.lower() not in SUPPORTED_DOCUMENT_TYPES:
-            raise CorpusError(
-                f"corpus file {name}: type {path.suffix or '(none)'} is not supported by Bedrock Knowledge "
-                f"Bases; allowed: {sorted(SUPPORTED_DOCUMENT_TYPES)}"
-            )
-        elif path.stat().st_size == 0:
-            raise CorpusError(f"corpus file {name} is empty")
-        elif path.stat().st_size > MAX_DOCUMENT_BYTES:
-            raise CorpusError(f"corpus file {name} is larger than Bedrock's 50 MB limit")
-    return files
-
-
-def _validate_sidecar(path: Path, name: str, names: set[str]) -> None:
-    document = name[: -len(METADATA_SUFFIX)]
-    if document not in names:
-        raise CorpusError(f"corpus file {name}: metadata sidecar without its document {document}")
-    if path.stat().st_size > MAX_METADATA_BYTES:
-        raise CorpusError(f"corpus file {name} is larger than Bedrock's 10 KB metadata limit")
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorpusError(f"corpus file {name} is not valid JSON: {exc}") from None
-    attributes = body.get("metadataAttributes") if isinstance(body, dict) else None
-    if not isinstance(attributes, dict) or not attributes:
-        raise CorpusError(
-            f"corpus file {name} must be an object with a non-empty 'metadataAttributes' object"
-        )
-    for key, value in attributes.items():
-        is_scalar = isinstance(value, str | int | float | bool)
-        is_string_list = isinstance(value, list) and all(isinstance(item, str) for item in value)
-        if not (is_scalar or is_string_list):
-            raise CorpusError(
-                f"corpus file {name}: attribute {key!r} must be a string, number, boolean or list of strings"
-            )
-
-
-def corpus_fingerprint(directory: Path) -> str:
-    """A digest of the names and contents of the uploaded files: any change means a new ingestion."""
-    digest = hashlib.sha256()
-    for path in corpus_documents(directory):
-        digest.update(path.relative_to(directory).as_posix().encode("utf-8") + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:16]
+    files = validate_corpus(directory)
+    bundle = Bundle.of(renamed={p.relative_to(directory).as_posix(): str(p) for p in files})
+    return s3deploy.Source.asset(
+        str(directory),
+        asset_hash=bundle.fingerprint(),
+        asset_hash_type=cdk.AssetHashType.CUSTOM,
+        bundling=bundling_options(bundle),
+    )
 
 
 def chunking_configuration(chunking: ChunkingConfig) -> bedrock.CfnDataSource.ChunkingConfigurationProperty:
@@ -276,20 +203,13 @@ class KnowledgeBaseStack(FoundationStack):
             "versioned": True,
         }
 
-    def _create_access_logs_bucket(self) -> s3.Bucket:
-        # S3 server access logging can only deliver to SSE-S3 buckets.
-        return s3.Bucket(
+    def _create_access_logs_bucket(self) -> LogBucket:
+        return LogBucket(
             self,
             "AccessLogsBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=cdk.Duration.days(365),
-                    noncurrent_version_expiration=cdk.Duration.days(30),
-                )
-            ],
-            **self._bucket_lifecycle(),
+            expire_days=ACCESS_LOG_DAYS,
+            retain=self.config.retain_data,
+            minimum_tls_version=1.2,
         )
 
     def _create_docs_bucket(self) -> s3.Bucket:
@@ -299,7 +219,7 @@ class KnowledgeBaseStack(FoundationStack):
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
-            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_bucket=self.access_logs_bucket.bucket,
             server_access_logs_prefix="docs-bucket/",
             event_bridge_enabled=True,
             lifecycle_rules=[
@@ -458,49 +378,38 @@ class KnowledgeBaseStack(FoundationStack):
         )
 
     def _ingestion_function(
-        self, construct_id: str, handler: str, description: str, timeout: int
+        self, construct_id: str, handler: str, description: str, timeout: int, synchronous_caller: str | None
     ) -> lambda_.Function:
-        log_group = self.create_log_group(
-            f"{construct_id}Logs", retention_days=self._log_retention_days, key=self.key
-        )
-        # An explicit role instead of the AWS managed basic-execution policy: logs only to its own group.
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            description=f"{construct_id}: start and list ingestion jobs of the knowledge base",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-        )
-        log_group.grant_write(role)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["bedrock:StartIngestionJob", "bedrock:ListIngestionJobs", "bedrock:GetIngestionJob"],
-                resources=[self.knowledge_base_arn],
-            )
-        )
-        function = lambda_.Function(
+        built = PythonLambda(
             self,
             construct_id,
+            function="ingestion",
+            handler=handler,
             description=description,
-            runtime=INGESTION_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            handler=f"handler.{handler}",
-            code=lambda_.Code.from_asset(
-                str(INGESTION_CODE), exclude=["__pycache__", "*.pyc", "__init__.py"]
-            ),
-            role=role,
+            key=self.key,
+            log_retention_days=self._log_retention_days,
+            removal_policy=self.removal_policy,
             timeout=cdk.Duration.seconds(timeout),
-            memory_size=256,
             # One invocation at a time: Bedrock runs one ingestion job per data source anyway.
-            reserved_concurrent_executions=1,
+            reserved_concurrency=1,
             environment={
                 "KNOWLEDGE_BASE_ID": self.knowledge_base_id,
                 "DATA_SOURCE_ID": self.data_source.attr_data_source_id,
                 "DOCS_BUCKET": self.docs_bucket.bucket_name,
             },
-            environment_encryption=self.key,
-            log_group=log_group,
+            encrypt_environment=True,
+            outside_vpc_reason="The function only calls the Bedrock control-plane API (start/list ingestion "
+            "jobs) and never touches document content; a VPC would add NAT or endpoint cost and protect nothing.",
+            synchronous_caller=synchronous_caller,
+            role_description=f"{construct_id}: start and list ingestion jobs of the knowledge base",
         )
-        return function
+        built.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:StartIngestionJob", "bedrock:ListIngestionJobs", "bedrock:GetIngestionJob"],
+                resources=[self.knowledge_base_arn],
+            )
+        )
+        return built.function
 
     @property
     def _log_retention_days(self) -> int:
@@ -512,6 +421,7 @@ class KnowledgeBaseStack(FoundationStack):
             "handle_document_change",
             "Starts a knowledge base ingestion job when a document changes in the docs bucket",
             timeout=300,
+            synchronous_caller=None,  # EventBridge invokes it asynchronously; failures go to the DLQ
         )
         # Lambda retries failed asynchronous events twice, then keeps them in the dead-letter queue;
         # throttled events (one at a time) wait in Lambda's queue for up to six hours.
@@ -551,11 +461,10 @@ class KnowledgeBaseStack(FoundationStack):
     def _deploy_sample_corpus(self) -> s3deploy.BucketDeployment | None:
         if not self.config.knowledge_base.deploy_sample_corpus:
             return None
-        validate_corpus(self.corpus_dir)
         deployment = s3deploy.BucketDeployment(
             self,
             "SampleCorpus",
-            sources=[s3deploy.Source.asset(str(self.corpus_dir), exclude=list(CORPUS_EXCLUDES))],
+            sources=[corpus_source(self.corpus_dir)],
             destination_bucket=self.docs_bucket,
             # Pruning only touches this prefix: documents added elsewhere in the bucket stay.
             destination_key_prefix=SAMPLE_CORPUS_PREFIX,
@@ -570,11 +479,12 @@ class KnowledgeBaseStack(FoundationStack):
         return deployment
 
     def _create_ingestion_on_deploy(self) -> cdk.CustomResource:
-        function = self._ingestion_function(
+        function = self.deploy_function = self._ingestion_function(
             "IngestOnDeploy",
             "handle_deploy",
             "Starts a knowledge base ingestion job when a deployment changes the corpus or data source",
             timeout=600,
+            synchronous_caller="CloudFormation's provider framework, which reports every failure to the deployment",
         )
         provider = cr.Provider(
             self,
@@ -631,9 +541,7 @@ class KnowledgeBaseStack(FoundationStack):
 
     @property
     def deploy_function_logical_id(self) -> str:
-        function = self.node.find_child("IngestOnDeploy").node.default_child
-        assert isinstance(function, cdk.CfnElement)
-        return self.get_logical_id(function)
+        return self.get_logical_id(self._cfn(self.deploy_function))
 
     def _acknowledge_findings(self) -> None:
         acknowledge_cdk_helpers(self)
@@ -645,30 +553,11 @@ class KnowledgeBaseStack(FoundationStack):
             docs_objects,
             "The knowledge base ingests every document in its own docs bucket; object keys are not known in advance.",
         )
-        for bucket in (self.docs_bucket, self.access_logs_bucket):
-            acknowledge(
-                bucket,
-                "NIST.800.53.R5-S3BucketReplicationEnabled",
-                "Versioned bucket of re-creatable data (documents come from their owners and the repository, "
-                "access logs are diagnostics); cross-region replication would double storage for no recovery need.",
-            )
         acknowledge(
-            self.access_logs_bucket,
-            "NIST.800.53.R5-S3DefaultEncryptionKMS",
-            "S3 server access logging can only deliver to buckets encrypted with SSE-S3, not SSE-KMS.",
-        )
-        for function in (self.change_function, self.node.find_child("IngestOnDeploy")):
-            acknowledge(
-                function,
-                "NIST.800.53.R5-LambdaInsideVPC",
-                "The function only calls the Bedrock control-plane API (start/list ingestion jobs) and never "
-                "touches document content; a VPC would add NAT or endpoint cost and protect nothing.",
-            )
-        acknowledge(
-            self.node.find_child("IngestOnDeploy"),
-            "NIST.800.53.R5-LambdaDLQ",
-            "Invoked synchronously by CloudFormation's provider framework, which reports every failure to the "
-            "deployment; a dead-letter queue only receives asynchronous invocations.",
+            self.docs_bucket,
+            "NIST.800.53.R5-S3BucketReplicationEnabled",
+            "Versioned bucket of re-creatable data (documents come from their owners and the repository); "
+            "cross-region replication would double storage for no recovery need.",
         )
         for child in self.node.children:
             if child.node.id.startswith("Custom::CDKBucketDeployment"):

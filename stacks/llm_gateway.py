@@ -14,30 +14,24 @@ resources is not valid CloudFormation).
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_wafv2 as wafv2
 from aws_cdk import custom_resources as cr
-from constructs import Construct, IConstruct
+from constructs import Construct
 
-from config import REPO_ROOT, AppConfig, ConfigError
+from config import AppConfig, ConfigError
 from llm_gateway.bootstrap import plan_from_config
 from llm_gateway.config import (
     ENV_GUARDRAIL_ID,
@@ -53,21 +47,26 @@ from llm_gateway.config import (
     deployed_config,
     render_yaml,
 )
-from stacks.base import (
-    FoundationStack,
-    access_log_lifecycle,
-    aurora_postgres_engine,
-    postgres_engine,
-    retention,
-    tls_parameter_group,
-)
+from stacks.base import FoundationStack, retention
 from stacks.compliance import (
-    ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS,
     CDK_HELPER_ACKNOWLEDGEMENTS,
     acknowledge,
     acknowledge_all,
     acknowledge_cdk_helpers,
 )
+from stacks.constructs.cache import CacheOptions, ValkeyCache
+from stacks.constructs.database import ClusterOptions, DatabaseOptions, InstanceOptions, PostgresDatabase
+from stacks.constructs.fargate_service import (
+    ContainerSpec,
+    FargateService,
+    LoadBalancer,
+    ServiceOptions,
+    TaskSize,
+    fargate_cluster,
+)
+from stacks.constructs.log_bucket import LogBucket
+from stacks.constructs.packaging import Bundle, generated_file_asset, lambda_code
+from stacks.constructs.secret import GeneratedSecret, acknowledge_no_rotation, alphanumeric
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
 from stacks.guardrails import grant_apply_guardrail, publish_in
 
@@ -77,8 +76,9 @@ DATABASE_PORT = 5433  # not the engine default (AwsSolutions-RDS11)
 REDIS_PORT = 6380  # not the engine default (AwsSolutions-AEC5)
 DATABASE_NAME = "litellm"
 HEALTH_PATH = "/health/liveliness"
-BOOTSTRAP_HANDLER = REPO_ROOT / "functions" / "gateway_bootstrap" / "handler.py"
-BOOTSTRAP_MODULE = REPO_ROOT / "llm_gateway" / "bootstrap.py"
+BOOTSTRAP_HANDLER = "functions/gateway_bootstrap/handler.py"  # repository paths, packaged as-is
+BOOTSTRAP_MODULE = "llm_gateway/bootstrap.py"
+# Valkey size: fixed until llm_gateway has cache_node_type / cache_replicas keys (config/llm_gateway.py).
 # Cross-region inference profile prefixes: such a model id routes to the foundation model in several regions.
 INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
 CPU_TARGET_PERCENT = 60
@@ -146,26 +146,37 @@ class LlmGatewayStack(FoundationStack):
         # Published here, not imported: the guardrails stack's version export could never change otherwise.
         self.guardrail_version = publish_in(self, guardrail, guardrail_version)
         self.langfuse = langfuse
-        self.service: ecs.FargateService | None = None
-        self.database: rds.DatabaseCluster | rds.DatabaseInstance | None = None
         self.key = self.create_data_key("GatewayKey", "LLM gateway (logs, secrets, database, cache)")
         self.master_key_secret, self.salt_key_secret = self._create_gateway_secrets()
         self.agent_key_secret, self.eval_key_secret = self._create_virtual_key_secrets()
-        self.database = self._create_database()
+        self.db = self._create_database()
+        self.database = self.db.database
         self.cache = self._create_cache() if config.llm_gateway.cache else None
-        self.config_asset, self.config_hash = self._create_config_asset()
-        self.load_balancer: elbv2.ApplicationLoadBalancer | None = None
-        self.listener: elbv2.ApplicationListener | None = None
-        self.alb_security_group: ec2.SecurityGroup | None = None
+        self.config_hash = hashlib.sha256(self._config_text.encode()).hexdigest()[:16]
+        self.config_asset = generated_file_asset(
+            self, "GatewayConfig", name="config.yaml", text=self._config_text
+        )
+        self.entry: LoadBalancer | None = None
         self.namespace: servicediscovery.PrivateDnsNamespace | None = None
+        self.alb_security_group: ec2.SecurityGroup | None = None
         if config.llm_gateway.load_balancer:
-            self.load_balancer, self.listener, self.alb_security_group = self._create_load_balancer()
+            self.entry = self._create_load_balancer()
         else:
             self.namespace = servicediscovery.PrivateDnsNamespace(
                 self, "Namespace", name=f"{config.prefix}-llm.internal", vpc=vpc
             )
-        self.service, self.target_group = self._create_service()
-        self.scaling = self._create_autoscaling()
+        self.load_balancer = self.entry.load_balancer if self.entry else None
+        self.listener = self.entry.listener if self.entry else None
+        self.gateway = self._create_service()
+        self.service = self.gateway.service
+        self.target_group = self._register_targets()
+        self.scaling = self.gateway.autoscale(
+            min_tasks=config.llm_gateway.min_tasks,
+            max_tasks=config.llm_gateway.max_tasks,
+            cpu_percent=CPU_TARGET_PERCENT,
+            requests_per_task_per_minute=REQUESTS_PER_TASK_PER_MINUTE,
+            target_group=self.target_group,  # request counts come from the load balancer
+        )
         self._grant_model_access()
         self.bootstrap = self._create_bootstrap()
         self.endpoint = LlmGatewayEndpoint(
@@ -180,22 +191,28 @@ class LlmGatewayStack(FoundationStack):
 
     # --- secrets ------------------------------------------------------------------------------------
 
-    def _generated_secret(self, construct_id: str, description: str, length: int) -> secretsmanager.Secret:
-        return secretsmanager.Secret(
+    def _generated_secret(
+        self, construct_id: str, description: str, length: int, rotation_reason: str
+    ) -> secretsmanager.Secret:
+        return GeneratedSecret(
             self,
             construct_id,
             description=description,
-            encryption_key=self.key,
+            key=self.key,
             removal_policy=self.removal_policy,
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=length, exclude_punctuation=True, include_space=False
-            ),
-        )
+            rules=alphanumeric(length),
+            rotation_reason=rotation_reason,
+        ).secret
 
     def _create_gateway_secrets(self) -> tuple[secretsmanager.Secret, secretsmanager.Secret]:
         # LiteLLM expects keys to start with "sk-": the master key secret is "sk-" + a generated body.
         # CloudFormation resolves the dynamic reference when it writes the secret: deploy time, no plaintext.
-        body = self._generated_secret("MasterKeyBody", "Random body of the LiteLLM master key", 48)
+        body = self._generated_secret(
+            "MasterKeyBody",
+            "Random body of the LiteLLM master key",
+            48,
+            "The random body of the master key; it changes only together with the master key (see there).",
+        )
         master = secretsmanager.Secret(
             self,
             "MasterKey",
@@ -206,9 +223,20 @@ class LlmGatewayStack(FoundationStack):
                 cdk.Fn.join("", ["sk-", body.secret_value.unsafe_unwrap()])
             ),
         )
+        acknowledge_no_rotation(
+            None,
+            master,
+            "The master key is read by the tasks at start and by the bootstrap; rotating it is a planned "
+            "operation (put a new value, then force a new deployment), documented in docs/llm-gateway.md, "
+            "not a scheduled rotation that would lock running tasks out.",
+        )
         self.master_key_body_secret = body
         salt = self._generated_secret(
-            "SaltKey", "LiteLLM salt key: encrypts credentials stored in the database; never change it", 48
+            "SaltKey",
+            "LiteLLM salt key: encrypts credentials stored in the database; never change it",
+            48,
+            "The salt key encrypts credentials LiteLLM stores in its database; changing it would make them "
+            "unreadable, so it must never rotate.",
         )
         return master, salt
 
@@ -216,7 +244,7 @@ class LlmGatewayStack(FoundationStack):
         """Created holding no key; the bootstrap writes `{"api_key", "key_alias"}` into them."""
 
         def empty(construct_id: str, consumer: str) -> secretsmanager.Secret:
-            return secretsmanager.Secret(
+            secret = secretsmanager.Secret(
                 self,
                 construct_id,
                 description=f"LiteLLM virtual key of the {consumer} (written by the gateway bootstrap)",
@@ -224,6 +252,13 @@ class LlmGatewayStack(FoundationStack):
                 removal_policy=self.removal_policy,
                 secret_object_value={"api_key": cdk.SecretValue.unsafe_plain_text("")},
             )
+            acknowledge_no_rotation(
+                None,
+                secret,
+                "Holds a LiteLLM virtual key managed by the gateway bootstrap (budget, rpm); rotation means "
+                "regenerating the key in LiteLLM, not a Secrets Manager rotation function.",
+            )
+            return secret
 
         return empty("AgentKeySecret", "agent"), empty("EvalKeySecret", "evaluation")
 
@@ -235,106 +270,49 @@ class LlmGatewayStack(FoundationStack):
     def _service_subnets(self) -> ec2.SubnetSelection:
         return ec2.SubnetSelection(subnet_group_name="services")
 
-    def _create_database(self) -> rds.DatabaseCluster | rds.DatabaseInstance:
-        if self.config.llm_gateway.db_engine == "postgres_instance":
-            return self._create_database_instance()
-        return self._create_database_cluster()
-
-    def _create_database_instance(self) -> rds.DatabaseInstance:
-        """One single-AZ PostgreSQL instance (dev): ~$14/month idle instead of Aurora's 0.5-ACU floor."""
+    def _create_database(self) -> PostgresDatabase:
+        """Aurora Serverless v2 (prod: a reader in another AZ), or one single-AZ PostgreSQL instance (dev:
+        ~$14/month idle instead of Aurora's 0.5-ACU floor)."""
         gateway = self.config.llm_gateway
-        identifier = self.resource_name("llm-gateway-db")
-        log_groups = [
-            logs.LogGroup(
-                self,
-                "DatabaseLogs" if export == "postgresql" else "DatabaseUpgradeLogs",
-                log_group_name=f"/aws/rds/instance/{identifier}/{export}",
-                retention=retention(gateway.log_retention_days),
-                encryption_key=self.key,
-                removal_policy=self.removal_policy,
+        engine: InstanceOptions | ClusterOptions
+        if gateway.db_engine == "postgres_instance":
+            engine = InstanceOptions(
+                instance_class=gateway.db_instance_class,
+                storage_gb=gateway.db_storage_gb,
+                max_storage_gb=gateway.db_max_storage_gb,
             )
-            for export in ("postgresql", "upgrade")
-        ]
-        engine = postgres_engine()
-        instance = rds.DatabaseInstance(
+        else:
+            # 0 ACU (auto-pause) needs Aurora PostgreSQL 16.3+; the shared version supports it.
+            engine = ClusterOptions(
+                min_acu=gateway.db_min_acu,
+                max_acu=gateway.db_max_acu,
+                reader_ids=("Reader",) if self.config.is_prod else (),
+                auto_pause_minutes=10,
+            )
+        return PostgresDatabase(
             self,
             "Database",
-            instance_identifier=identifier,
-            engine=engine,
-            parameter_group=tls_parameter_group(self, engine, "LiteLLM PostgreSQL: TLS required"),
-            instance_type=ec2.InstanceType(gateway.db_instance_class.removeprefix("db.")),
-            allocated_storage=gateway.db_storage_gb,
-            max_allocated_storage=gateway.db_max_storage_gb,  # storage autoscaling cap
-            storage_type=rds.StorageType.GP3,
+            options=DatabaseOptions(
+                engine=engine,
+                identifier=self.resource_name("llm-gateway-db"),
+                database_name=DATABASE_NAME,
+                username="litellm",
+                log_retention_days=gateway.log_retention_days,
+                backup_days=14 if self.config.is_prod else 1,
+                deletion_protection=self.config.is_prod,
+                purpose="LiteLLM PostgreSQL",
+                rotation_reason="The tasks read the database password at start; a scheduled rotation would "
+                "break running tasks until a redeploy. The database is reachable only from the gateway tasks' "
+                "security group.",
+                port=DATABASE_PORT,
+            ),
             vpc=self.vpc,
-            vpc_subnets=self._data_subnets(),
-            port=DATABASE_PORT,
-            database_name=DATABASE_NAME,
-            credentials=rds.Credentials.from_generated_secret("litellm", encryption_key=self.key),
-            storage_encrypted=True,
-            storage_encryption_key=self.key,
-            iam_authentication=True,
-            multi_az=False,
-            publicly_accessible=False,
-            auto_minor_version_upgrade=True,
-            deletion_protection=self.config.is_prod,
-            backup_retention=cdk.Duration.days(14 if self.config.is_prod else 1),
-            cloudwatch_logs_exports=["postgresql", "upgrade"],
-            copy_tags_to_snapshot=True,
+            subnets=self._data_subnets(),
+            key=self.key,
             removal_policy=self.removal_policy,
         )
-        for log_group in log_groups:
-            instance.node.add_dependency(log_group)
-        return instance
 
-    def _create_database_cluster(self) -> rds.DatabaseCluster:
-        gateway = self.config.llm_gateway
-        # 0 ACU (auto-pause) needs Aurora PostgreSQL 16.3+; the shared version supports it.
-        engine = aurora_postgres_engine()
-        readers = (
-            [rds.ClusterInstance.serverless_v2("Reader", scale_with_writer=True)]
-            if self.config.is_prod
-            else []
-        )
-        cluster_identifier = self.resource_name("llm-gateway-db")
-        # Pre-create the exported-log group (KMS, retention) instead of CDK's LogRetention helper.
-        logs.LogGroup(
-            self,
-            "DatabaseLogs",
-            log_group_name=f"/aws/rds/cluster/{cluster_identifier}/postgresql",
-            retention=retention(gateway.log_retention_days),
-            encryption_key=self.key,
-            removal_policy=self.removal_policy,
-        )
-        cluster = rds.DatabaseCluster(
-            self,
-            "Database",
-            cluster_identifier=cluster_identifier,
-            engine=engine,
-            # The same TLS-only parameter group as every other database (it was missing here).
-            parameter_group=tls_parameter_group(self, engine, "LiteLLM PostgreSQL: TLS required"),
-            writer=rds.ClusterInstance.serverless_v2("Writer"),
-            readers=readers,
-            serverless_v2_min_capacity=gateway.db_min_acu,
-            serverless_v2_max_capacity=gateway.db_max_acu,
-            serverless_v2_auto_pause_duration=cdk.Duration.minutes(10) if gateway.db_min_acu == 0 else None,
-            vpc=self.vpc,
-            vpc_subnets=self._data_subnets(),
-            port=DATABASE_PORT,
-            default_database_name=DATABASE_NAME,
-            credentials=rds.Credentials.from_generated_secret("litellm", encryption_key=self.key),
-            storage_encrypted=True,
-            storage_encryption_key=self.key,
-            iam_authentication=True,
-            deletion_protection=self.config.is_prod,
-            backup=rds.BackupProps(retention=cdk.Duration.days(14 if self.config.is_prod else 1)),
-            cloudwatch_logs_exports=["postgresql"],
-            removal_policy=self.removal_policy,
-        )
-        cluster.node.add_dependency(self.node.find_child("DatabaseLogs"))
-        return cluster
-
-    def _create_cache(self) -> elasticache.CfnReplicationGroup:
+    def _create_cache(self) -> ValkeyCache:
         """Valkey with TLS and AUTH, one primary and one replica across AZs: shared rate-limit counters."""
         self.cache_security_group = ec2.SecurityGroup(
             self,
@@ -343,60 +321,44 @@ class LlmGatewayStack(FoundationStack):
             description="Valkey for the LLM gateway",
             allow_all_outbound=False,
         )
-        subnet_group = elasticache.CfnSubnetGroup(
-            self,
-            "CacheSubnets",
-            description="LLM gateway cache subnets",
-            subnet_ids=self.vpc.select_subnets(subnet_group_name="data").subnet_ids,
-        )
-        self.cache_auth_secret = self._generated_secret(
-            "CacheAuthToken", "Valkey AUTH token of the LLM gateway", 64
-        )
-        cache = elasticache.CfnReplicationGroup(
+        cache = ValkeyCache(
             self,
             "Cache",
-            replication_group_description="LLM gateway router state (rate limits across tasks)",
-            engine="valkey",
-            engine_version="8.0",
-            cache_node_type="cache.t4g.small",
-            num_cache_clusters=2,
-            automatic_failover_enabled=True,
-            multi_az_enabled=True,
-            port=REDIS_PORT,
-            cache_subnet_group_name=subnet_group.ref,
-            security_group_ids=[self.cache_security_group.security_group_id],
-            at_rest_encryption_enabled=True,
-            kms_key_id=self.key.key_id,
-            transit_encryption_enabled=True,
-            auth_token=self.cache_auth_secret.secret_value.unsafe_unwrap(),  # a {{resolve:...}} reference
-            snapshot_retention_limit=0,  # ephemeral counters: nothing worth restoring
+            options=CacheOptions(
+                description="LLM gateway router state (rate limits across tasks)",
+                node_type=self.config.llm_gateway.cache_node_type,
+                replicas=self.config.llm_gateway.cache_replicas,
+                port=REDIS_PORT,
+                auth_rules=alphanumeric(64),
+                auth_description="Valkey AUTH token of the LLM gateway",
+                auth_rotation_reason="The Valkey AUTH token is set on the replication group by "
+                "CloudFormation; rotating it needs a coordinated update of the group and the tasks, done as "
+                "a deployment.",
+                backup_reason="The cache holds only per-minute rate-limit counters and router state that "
+                "rebuild themselves; keys, teams and spend live in PostgreSQL, which is backed up.",
+                snapshot_retention_days=0,  # ephemeral counters: nothing worth restoring
+                subnet_description="LLM gateway cache subnets",
+            ),
+            subnet_ids=self.vpc.select_subnets(subnet_group_name="data").subnet_ids,
+            security_group=self.cache_security_group,
+            key=self.key,
+            removal_policy=self.removal_policy,
         )
-        cache.apply_removal_policy(self.removal_policy)
+        self.cache_auth_secret = cache.auth_token
         return cache
 
     @property
     def database_endpoint(self) -> rds.Endpoint:
-        assert self.database is not None
-        if isinstance(self.database, rds.DatabaseCluster):
-            return self.database.cluster_endpoint
-        return self.database.instance_endpoint
+        return self.db.endpoint
 
-    # --- configuration --------------------------------------------------------------------------------
-
-    def _create_config_asset(self) -> tuple[s3_assets.Asset, str]:
-        """The generated config.yaml as an S3 asset (content-addressed: a change rolls the service)."""
-        text = render_yaml(deployed_config(self.config))
-        directory = Path(tempfile.mkdtemp(prefix="llm-gateway-config-"))
-        path = directory / "config.yaml"
-        path.write_text(text, encoding="utf-8")
-        asset = s3_assets.Asset(self, "GatewayConfig", path=str(path))
-        return asset, hashlib.sha256(text.encode()).hexdigest()[:16]
+    @property
+    def _config_text(self) -> str:
+        """The generated config.yaml (an S3 asset, content-addressed: a change rolls the service)."""
+        return render_yaml(deployed_config(self.config))
 
     # --- load balancer ------------------------------------------------------------------------------
 
-    def _create_load_balancer(
-        self,
-    ) -> tuple[elbv2.ApplicationLoadBalancer, elbv2.ApplicationListener, ec2.SecurityGroup]:
+    def _create_load_balancer(self) -> LoadBalancer:
         gateway = self.config.llm_gateway
         security_group = ec2.SecurityGroup(
             self,
@@ -415,66 +377,39 @@ class LlmGatewayStack(FoundationStack):
             security_group.add_ingress_rule(
                 ec2.Peer.any_ipv4(), ec2.Port.tcp(port), "Public gateway behind WAF"
             )
-        load_balancer = elbv2.ApplicationLoadBalancer(
+        self.alb_security_group = security_group
+        # Access logs need the region's ELB log-delivery principal, which an environment-agnostic synth
+        # cannot know; LiteLLM's spend logs record every request (key, team, model, status, cost) anyway.
+        access_logs = (
+            LogBucket(
+                self, "AccessLogs", expire_days=gateway.log_retention_days, retain=self.config.retain_data
+            ).bucket
+            if not cdk.Token.is_unresolved(self.region)
+            else None
+        )
+        entry = LoadBalancer(
             self,
             "LoadBalancer",
             vpc=self.vpc,
-            internet_facing=gateway.public,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+            subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
             if gateway.public
             else self._service_subnets(),
             security_group=security_group,
-            drop_invalid_header_fields=True,
-            idle_timeout=cdk.Duration.seconds(max(60, self.config.models.request_timeout_seconds + 30)),
+            internet_facing=gateway.public,
+            idle_timeout_seconds=max(60, self.config.models.request_timeout_seconds + 30),
             deletion_protection=self.config.is_prod,
+            access_logs=access_logs,
+            certificate_arn=gateway.certificate_arn,
+            plain_http_reason="Internal load balancer without a certificate (llm_gateway.certificate_arn "
+            "unset): plain HTTP stays inside the VPC. Setting a certificate switches the listener to HTTPS only.",
+            no_waf_reason=None
+            if gateway.public
+            else "The load balancer is internal: reachable only from inside the VPC, by callers holding a "
+            "virtual key. A public gateway (llm_gateway.public) gets a WAF web ACL.",
         )
-        if not cdk.Token.is_unresolved(self.region):
-            # Needs the region's ELB log-delivery principal, which an environment-agnostic synth cannot know.
-            load_balancer.log_access_logs(self._create_access_log_bucket(), prefix="alb")
-        else:
-            acknowledge_all(
-                load_balancer,
-                {
-                    finding: "Access logs need the region's ELB log-delivery principal, unknown in an "
-                    "environment-agnostic synth (set environment.region to enable them). Every request is "
-                    "still recorded by LiteLLM's spend logs in Aurora: key, team, model, status and cost."
-                    for finding in ("AwsSolutions-ELB2",)
-                },
-            )
-        if gateway.certificate_arn:
-            listener = load_balancer.add_listener(
-                "Https",
-                port=443,
-                protocol=elbv2.ApplicationProtocol.HTTPS,
-                certificates=[elbv2.ListenerCertificate.from_arn(gateway.certificate_arn)],
-                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-                open=False,
-            )
-        else:
-            listener = load_balancer.add_listener(
-                "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False
-            )
         if gateway.public:
-            self._create_waf(load_balancer)
-        return load_balancer, listener, security_group
-
-    def _create_access_log_bucket(self) -> s3.Bucket:
-        # ALB access logs support SSE-S3 only (not KMS).
-        bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            removal_policy=self.removal_policy,
-            auto_delete_objects=not self.config.retain_data,
-            # Versioned: old versions expire too (they never did), like the Langfuse access-log bucket.
-            lifecycle_rules=[access_log_lifecycle(self.config.llm_gateway.log_retention_days)],
-        )
-        # Only synthesized with a literal region (an environment-specific deploy): keep it nag-clean there.
-        acknowledge_all(bucket, ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS)
-        return bucket
+            self._create_waf(entry.load_balancer)
+        return entry
 
     def _create_waf(self, load_balancer: elbv2.ApplicationLoadBalancer) -> wafv2.CfnWebACL:
         def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
@@ -562,90 +497,17 @@ class LlmGatewayStack(FoundationStack):
 
     # --- service ------------------------------------------------------------------------------------
 
-    def _create_service(self) -> tuple[ecs.FargateService, elbv2.ApplicationTargetGroup | None]:
+    def _create_service(self) -> FargateService:
         gateway = self.config.llm_gateway
-        self.cluster = ecs.Cluster(
+        self.cluster = fargate_cluster(
             self,
             "Cluster",
             vpc=self.vpc,
-            enable_fargate_capacity_providers=gateway.fargate_spot,
-            container_insights_v2=(
-                ecs.ContainerInsights.ENABLED
-                if gateway.container_insights
-                else ecs.ContainerInsights.DISABLED
-            ),
+            capacity_providers=gateway.fargate_spot,
+            container_insights=gateway.container_insights,
+            insights_setting="llm_gateway.container_insights",
         )
-        task_definition = ecs.FargateTaskDefinition(
-            self,
-            "Task",
-            cpu=gateway.cpu,
-            memory_limit_mib=gateway.memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=(
-                    ecs.CpuArchitecture.ARM64
-                    if gateway.architecture == "arm64"
-                    else ecs.CpuArchitecture.X86_64
-                ),
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        container = task_definition.add_container(
-            "litellm",
-            image=ecs.ContainerImage.from_registry(gateway.image),
-            # The image's entrypoint runs `litellm "$@"`; the config comes from S3 (environment below).
-            command=[
-                "--port",
-                str(CONTAINER_PORT),
-                "--num_workers",
-                str(gateway.workers),
-                # Recycle each worker after this many requests so slow memory growth cannot take a task down.
-                "--max_requests_before_restart",
-                str(gateway.max_requests_before_restart),
-                # ... at staggered counts, so the workers of a task never restart together.
-                "--max_requests_before_restart_jitter",
-                str(max(1, gateway.max_requests_before_restart // 10)),
-            ],
-            environment=self._container_environment(),
-            secrets=self._container_secrets(),
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="litellm",
-                log_group=self.create_log_group(
-                    "GatewayLogs", retention_days=gateway.log_retention_days, key=self.key
-                ),
-            ),
-            readonly_root_filesystem=False,  # LiteLLM writes its Prisma client and UI build at start-up
-            stop_timeout=cdk.Duration.seconds(30),
-            # Without a load balancer the container's own health decides which tasks Cloud Map serves
-            # (ECS reports it to Cloud Map). The image is Python: no curl or wget needed.
-            health_check=None
-            if self.listener is not None
-            else ecs.HealthCheck(
-                command=[
-                    "CMD-SHELL",
-                    'python3 -c "import urllib.request; urllib.request.urlopen('
-                    f"'http://127.0.0.1:{CONTAINER_PORT}{HEALTH_PATH}', timeout=5)\" || exit 1",
-                ],
-                interval=cdk.Duration.seconds(20),
-                timeout=cdk.Duration.seconds(10),
-                retries=3,
-                start_period=cdk.Duration.seconds(120),
-            ),
-        )
-        container.add_port_mappings(ecs.PortMapping(container_port=CONTAINER_PORT))
-        for imported in self._imported_secrets:  # ECS reads `secrets` with the execution role
-            self.grant_secret_key_decrypt(task_definition.obtain_execution_role(), imported)
         load_balanced = self.listener is not None
-        # Exactly the one config object (not the whole asset bucket).
-        task_definition.task_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadGatewayConfig",
-                actions=["s3:GetObject"],
-                resources=[
-                    f"arn:{self.partition}:s3:::{self.config_asset.s3_bucket_name}/{self.config_asset.s3_object_key}"
-                ],
-            )
-        )
-
         self.service_security_group = ec2.SecurityGroup(
             self,
             "ServiceSecurityGroup",
@@ -661,28 +523,67 @@ class LlmGatewayStack(FoundationStack):
             self.service_security_group.add_ingress_rule(
                 ec2.Peer.ipv4(cidr), ec2.Port.tcp(CONTAINER_PORT), "Gateway clients in the VPC"
             )
-        service = ecs.FargateService(
+        container = ContainerSpec(
+            name="litellm",
+            image=ecs.ContainerImage.from_registry(gateway.image),
+            # The image's entrypoint runs `litellm "$@"`; the config comes from S3 (environment below).
+            command=(
+                "--port",
+                str(CONTAINER_PORT),
+                "--num_workers",
+                str(gateway.workers),
+                # Recycle each worker after this many requests so slow memory growth cannot take a task down.
+                "--max_requests_before_restart",
+                str(gateway.max_requests_before_restart),
+                # ... at staggered counts, so the workers of a task never restart together.
+                "--max_requests_before_restart_jitter",
+                str(max(1, gateway.max_requests_before_restart // 10)),
+            ),
+            environment=self._container_environment(),
+            secrets=self._container_secrets(),
+            port_mappings=(ecs.PortMapping(container_port=CONTAINER_PORT),),
+            readonly_root_filesystem=False,  # LiteLLM writes its Prisma client and UI build at start-up
+            stop_timeout=cdk.Duration.seconds(30),
+            # Without a load balancer the container's own health decides which tasks Cloud Map serves
+            # (ECS reports it to Cloud Map). The image is Python: no curl or wget needed.
+            health_check=None
+            if load_balanced
+            else ecs.HealthCheck(
+                command=[
+                    "CMD-SHELL",
+                    'python3 -c "import urllib.request; urllib.request.urlopen('
+                    f"'http://127.0.0.1:{CONTAINER_PORT}{HEALTH_PATH}', timeout=5)\" || exit 1",
+                ],
+                interval=cdk.Duration.seconds(20),
+                timeout=cdk.Duration.seconds(10),
+                retries=3,
+                start_period=cdk.Duration.seconds(120),
+            ),
+        )
+        service = FargateService(
             self,
             "Service",
+            task_id="Task",
+            log_group_id="GatewayLogs",
             cluster=self.cluster,
-            task_definition=task_definition,
-            desired_count=gateway.min_tasks,
-            # Spot in dev (an interrupted task is replaced within minutes; clients retry); on-demand
-            # (the plain Fargate launch type) otherwise.
-            capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)
-            ]
-            if gateway.fargate_spot
-            else None,
-            vpc_subnets=self._service_subnets(),
+            size=TaskSize(
+                cpu=gateway.cpu, memory_mib=gateway.memory_mib, arm64=gateway.architecture == "arm64"
+            ),
+            container=container,
+            options=ServiceOptions(
+                desired_count=gateway.min_tasks,
+                # Spot in dev (an interrupted task is replaced within minutes; clients retry); on-demand
+                # (the plain Fargate launch type) otherwise.
+                capacity_provider="FARGATE_SPOT" if gateway.fargate_spot else None,
+                # ECS accepts a grace period only for a service behind a load balancer.
+                health_check_grace_seconds=120 if load_balanced else None,
+            ),
+            subnets=self._service_subnets(),
             security_groups=[self.service_security_group],
-            assign_public_ip=False,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            # ECS accepts a grace period only for a service behind a load balancer.
-            health_check_grace_period=cdk.Duration.seconds(120) if load_balanced else None,
-            cloud_map_options=None
+            key=self.key,
+            log_retention_days=gateway.log_retention_days,
+            removal_policy=self.removal_policy,
+            cloud_map=None
             if load_balanced
             else ecs.CloudMapOptions(
                 name=SERVICE_DNS_NAME,
@@ -691,21 +592,32 @@ class LlmGatewayStack(FoundationStack):
                 dns_ttl=cdk.Duration.seconds(10),
             ),
         )
-        assert self.database is not None
-        self.database.connections.allow_from(
-            self.service_security_group, ec2.Port.tcp(DATABASE_PORT), "LiteLLM tasks"
-        )
-        if self.cache is not None:
-            self.cache_security_group.add_ingress_rule(
-                self.service_security_group, ec2.Port.tcp(REDIS_PORT), "LiteLLM tasks"
+        task_definition = service.task_definition
+        for imported in self._imported_secrets:  # ECS reads `secrets` with the execution role
+            self.grant_secret_key_decrypt(task_definition.obtain_execution_role(), imported)
+        # Exactly the one config object (not the whole asset bucket).
+        task_definition.task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadGatewayConfig",
+                actions=["s3:GetObject"],
+                resources=[
+                    f"arn:{self.partition}:s3:::{self.config_asset.s3_bucket_name}/{self.config_asset.s3_object_key}"
+                ],
             )
+        )
+        self.db.allow_from(self.service_security_group, "LiteLLM tasks")
+        if self.cache is not None:
+            self.cache.allow_from(self.service_security_group, "LiteLLM tasks")
+        return service
+
+    def _register_targets(self) -> elbv2.ApplicationTargetGroup | None:
         if self.listener is None:
-            return service, None
-        target_group = self.listener.add_targets(
+            return None
+        return self.listener.add_targets(
             "Litellm",
             port=CONTAINER_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,
-            targets=[service],
+            targets=[self.service],
             deregistration_delay=cdk.Duration.seconds(30),
             health_check=elbv2.HealthCheck(
                 path=HEALTH_PATH,
@@ -716,7 +628,6 @@ class LlmGatewayStack(FoundationStack):
                 unhealthy_threshold_count=3,
             ),
         )
-        return service, target_group
 
     def _container_environment(self) -> dict[str, str]:
         assert self.database is not None
@@ -737,7 +648,7 @@ class LlmGatewayStack(FoundationStack):
             "STORE_MODEL_IN_DB": "False",
         }
         if self.cache is not None:
-            environment[ENV_REDIS_HOST] = self.cache.attr_primary_end_point_address
+            environment[ENV_REDIS_HOST] = self.cache.host
             environment[ENV_REDIS_PORT] = str(REDIS_PORT)
         if self.langfuse is not None:
             environment[ENV_LANGFUSE_HOST] = self.langfuse.host
@@ -759,28 +670,6 @@ class LlmGatewayStack(FoundationStack):
             secrets[ENV_LANGFUSE_PUBLIC_KEY] = ecs.Secret.from_secrets_manager(keys, "public_key")
             secrets[ENV_LANGFUSE_SECRET_KEY] = ecs.Secret.from_secrets_manager(keys, "secret_key")
         return secrets
-
-    def _create_autoscaling(self) -> ecs.ScalableTaskCount:
-        assert self.service is not None
-        gateway = self.config.llm_gateway
-        scaling = self.service.auto_scale_task_count(
-            min_capacity=gateway.min_tasks, max_capacity=gateway.max_tasks
-        )
-        scaling.scale_on_cpu_utilization(
-            "Cpu",
-            target_utilization_percent=CPU_TARGET_PERCENT,
-            scale_in_cooldown=cdk.Duration.minutes(5),
-            scale_out_cooldown=cdk.Duration.minutes(1),
-        )
-        if self.target_group is not None:  # request counts come from the load balancer
-            scaling.scale_on_request_count(
-                "Requests",
-                requests_per_target=REQUESTS_PER_TASK_PER_MINUTE,
-                target_group=self.target_group,
-                scale_in_cooldown=cdk.Duration.minutes(5),
-                scale_out_cooldown=cdk.Duration.minutes(1),
-            )
-        return scaling
 
     # --- model permissions --------------------------------------------------------------------------
 
@@ -828,15 +717,14 @@ class LlmGatewayStack(FoundationStack):
 
     # --- bootstrap ----------------------------------------------------------------------------------
 
-    def _stage_bootstrap_code(self) -> str:
-        """handler.py plus llm_gateway/bootstrap.py (stdlib + boto3) in one directory: no bundling needed."""
-        directory = Path(tempfile.mkdtemp(prefix="llm-gateway-bootstrap-"))
-        shutil.copyfile(BOOTSTRAP_HANDLER, directory / "handler.py")
-        package = directory / "llm_gateway"
-        package.mkdir()
-        (package / "__init__.py").write_text("", encoding="utf-8")
-        shutil.copyfile(BOOTSTRAP_MODULE, package / "bootstrap.py")
-        return str(directory)
+    def _bootstrap_code(self) -> lambda_.Code:
+        """handler.py at the root plus llm_gateway/bootstrap.py (stdlib + boto3): no dependencies to install."""
+        return lambda_code(
+            Bundle.of(
+                renamed={"handler.py": BOOTSTRAP_HANDLER, "llm_gateway/bootstrap.py": BOOTSTRAP_MODULE},
+                generated={"llm_gateway/__init__.py": ""},
+            )
+        )
 
     def _create_bootstrap(self) -> cdk.CustomResource:
         assert self.service is not None
@@ -862,7 +750,7 @@ class LlmGatewayStack(FoundationStack):
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=lambda_.Architecture.ARM_64,
             handler="handler.on_event",
-            code=lambda_.Code.from_asset(self._stage_bootstrap_code()),
+            code=self._bootstrap_code(),
             timeout=cdk.Duration.minutes(14),
             memory_size=256,
             vpc=self.vpc,
@@ -912,32 +800,25 @@ class LlmGatewayStack(FoundationStack):
     # --- outputs and compliance ---------------------------------------------------------------------
 
     def _create_outputs(self) -> None:
-        cdk.CfnOutput(self, "GatewayUrl", value=self.url, description="OpenAI-compatible base URL (add /v1)")
+        outputs = {
+            "GatewayUrl": (self.url, "OpenAI-compatible base URL (add /v1)"),
+            "AgentKeySecretArn": (self.agent_key_secret.secret_arn, "Secret holding the agent's virtual key"),
+            "EvalKeySecretArn": (
+                self.eval_key_secret.secret_arn,
+                "Secret holding the evaluation's virtual key",
+            ),
+            "MasterKeySecretArn": (
+                self.master_key_secret.secret_arn,
+                "Secret holding the master key (admin API)",
+            ),
+        }
         if self.load_balancer is not None:
-            cdk.CfnOutput(
-                self,
-                "LoadBalancerDnsName",
-                value=self.load_balancer.load_balancer_dns_name,
-                description="Point llm_gateway.hostname here when using a certificate",
+            outputs["LoadBalancerDnsName"] = (
+                self.load_balancer.load_balancer_dns_name,
+                "Point llm_gateway.hostname here when using a certificate",
             )
-        cdk.CfnOutput(
-            self,
-            "AgentKeySecretArn",
-            value=self.agent_key_secret.secret_arn,
-            description="Secret holding the agent's virtual key",
-        )
-        cdk.CfnOutput(
-            self,
-            "EvalKeySecretArn",
-            value=self.eval_key_secret.secret_arn,
-            description="Secret holding the evaluation's virtual key",
-        )
-        cdk.CfnOutput(
-            self,
-            "MasterKeySecretArn",
-            value=self.master_key_secret.secret_arn,
-            description="Secret holding the master key (admin API)",
-        )
+        for name, (value, description) in outputs.items():
+            cdk.CfnOutput(self, name, value=value, description=description)
 
     def _acknowledge_bootstrap(self, function: lambda_.Function, provider: cr.Provider) -> None:
         acknowledge_all(provider, CDK_HELPER_ACKNOWLEDGEMENTS)
@@ -964,117 +845,11 @@ class LlmGatewayStack(FoundationStack):
         )
 
     def _acknowledge_findings(self) -> None:
+        """Only what is specific to the gateway: the building blocks acknowledge their own findings."""
         acknowledge_cdk_helpers(self)
-        if not self.config.llm_gateway.container_insights:
-            acknowledge(
-                self.cluster,
-                "AwsSolutions-ECS4",
-                "Container Insights follows llm_gateway.container_insights (on in prod, off in dev to save "
-                "its custom-metric cost); the dashboard uses the free AWS/ECS service metrics.",
-            )
-        self._acknowledge_secrets()
-        self._acknowledge_database()
-        if self.load_balancer is not None:
-            self._acknowledge_load_balancer()
         self._acknowledge_task()
-        if self.cache is not None:
-            acknowledge(
-                self.cache,
-                "NIST.800.53.R5-ElastiCacheRedisClusterAutomaticBackup",
-                "The cache holds only per-minute rate-limit counters and router state that rebuild themselves; "
-                "keys, teams and spend live in Aurora, which is backed up.",
-            )
-
-    def _acknowledge_secrets(self) -> None:
-        reasons: dict[IConstruct, str] = {
-            self.master_key_body_secret: "The random body of the master key; it changes only together with "
-            "the master key (see below).",
-            self.master_key_secret: "The master key is read by the tasks at start and by the bootstrap; rotating "
-            "it is a planned operation (put a new value, then force a new deployment), documented in "
-            "docs/llm-gateway.md, not a scheduled rotation that would lock running tasks out.",
-            self.salt_key_secret: "The salt key encrypts credentials LiteLLM stores in its database; changing it "
-            "would make them unreadable, so it must never rotate.",
-            self.agent_key_secret: "Holds a LiteLLM virtual key managed by the gateway bootstrap (budget, rpm); "
-            "rotation means regenerating the key in LiteLLM, not a Secrets Manager rotation function.",
-            self.eval_key_secret: "Holds a LiteLLM virtual key managed by the gateway bootstrap (budget, rpm); "
-            "rotation means regenerating the key in LiteLLM, not a Secrets Manager rotation function.",
-        }
-        assert self.database is not None
-        reasons[self.database.node.find_child("Secret")] = (
-            "The tasks read the database password at start; a scheduled rotation would break running tasks "
-            "until a redeploy. The database is reachable only from the gateway tasks' security group."
-        )
-        if self.cache is not None:
-            reasons[self.cache_auth_secret] = (
-                "The Valkey AUTH token is set on the replication group by CloudFormation; rotating it needs a "
-                "coordinated update of the group and the tasks, done as a deployment."
-            )
-        for secret, reason in reasons.items():
-            acknowledge_all(
-                secret, {"AwsSolutions-SMG4": reason, "NIST.800.53.R5-SecretsManagerRotationEnabled": reason}
-            )
-
-    def _acknowledge_database(self) -> None:
-        assert self.database is not None
-        findings = {
-            "NIST.800.53.R5-RDSEnhancedMonitoringEnabled": "CloudWatch's RDS metrics and the exported "
-            "PostgreSQL log cover monitoring of a small key store; OS-level enhanced monitoring adds cost "
-            "without a consumer.",
-            "NIST.800.53.R5-RDSInBackupPlan": "RDS automated backups (point-in-time restore, retention set by "
-            "profile) protect the key and spend store; no separate AWS Backup plan is needed.",
-        }
-        if isinstance(self.database, rds.DatabaseInstance):
-            single_az = (
-                "One single-AZ PostgreSQL instance in this profile (llm_gateway.db_engine: postgres_instance) "
-                "keeps idle cost low; automated backups restore it. Prod uses Aurora Serverless v2 with a "
-                "reader in another AZ."
-            )
-            findings["AwsSolutions-RDS3"] = single_az
-            findings["NIST.800.53.R5-RDSMultiAZSupport"] = single_az
-        if not self.config.is_prod:
-            reason = (
-                "The dev profile must destroy cleanly; the prod profile enables deletion protection on the "
-                "cluster."
-            )
-            findings["AwsSolutions-RDS10"] = reason
-            findings["NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled"] = reason
-        acknowledge_all(self.database, findings)
-
-    def _acknowledge_load_balancer(self) -> None:
-        gateway = self.config.llm_gateway
-        findings: dict[str, str] = {}
-        if not gateway.public:
-            findings["NIST.800.53.R5-ALBWAFEnabled"] = (
-                "The load balancer is internal: reachable only from inside the VPC, by callers holding a "
-                "virtual key. A public gateway (llm_gateway.public) gets a WAF web ACL."
-            )
-        if not self.config.is_prod:
-            findings["NIST.800.53.R5-ELBDeletionProtectionEnabled"] = (
-                "The dev profile must destroy cleanly; the prod profile enables deletion protection."
-            )
-        if not gateway.certificate_arn:
-            reason = (
-                "Internal load balancer without a certificate (llm_gateway.certificate_arn unset): plain HTTP "
-                "stays inside the VPC. Setting a certificate switches the listener to HTTPS only."
-            )
-            findings["NIST.800.53.R5-ALBHttpToHttpsRedirection"] = reason
-            findings["NIST.800.53.R5-ELBv2ACMCertificateRequired"] = reason
-        if cdk.Token.is_unresolved(self.region):
-            findings["NIST.800.53.R5-ELBLoggingEnabled"] = (
-                "Access logs need the region's ELB log-delivery principal, unknown in an environment-agnostic "
-                "synth (set environment.region to enable them); LiteLLM's spend logs record every request."
-            )
-        assert self.load_balancer is not None
-        acknowledge_all(self.load_balancer, findings)
 
     def _acknowledge_task(self) -> None:
-        assert self.service is not None
-        acknowledge(
-            self.service.task_definition,
-            "AwsSolutions-ECS2",
-            "The environment holds only non-secret settings (config object location, database host and name, "
-            "guardrail id and version, cache endpoint, Langfuse host); every secret is an ECS secret.",
-        )
         _, routed, _ = self.bedrock_model_arns()
         for arn in routed:
             finding = arn.replace(f"arn:{self.partition}:", "arn:<AWS::Partition>:")

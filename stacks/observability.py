@@ -21,11 +21,8 @@ from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
-from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
@@ -33,19 +30,26 @@ from constructs import Construct
 
 from config import AppConfig, ConfigError
 from config.observability import ServiceSize, node_options
-from stacks.base import (
-    FoundationStack,
-    access_log_lifecycle,
-    aurora_postgres_engine,
-    postgres_engine,
-    retention,
-    tls_parameter_group,
+from stacks.base import FoundationStack
+from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers
+from stacks.constructs.cache import CacheOptions, ValkeyCache
+from stacks.constructs.database import ClusterOptions, DatabaseOptions, InstanceOptions, PostgresDatabase
+from stacks.constructs.fargate_service import (
+    ContainerSpec,
+    FargateService,
+    LoadBalancer,
+    ServiceOptions,
+    TaskSize,
+    fargate_cluster,
 )
-from stacks.compliance import (
-    ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS,
-    acknowledge,
-    acknowledge_all,
-    acknowledge_cdk_helpers,
+from stacks.constructs.log_bucket import LogBucket
+from stacks.constructs.secret import (
+    PUNCTUATION,
+    GeneratedSecret,
+    acknowledge_no_rotation,
+    alphanumeric_spelled_out,
+    login_password,
+    lowercase_hex,
 )
 from stacks.contracts import LangfuseConnection
 
@@ -58,8 +62,22 @@ DATABASE_NAME = "langfuse"
 DATABASE_USER = "langfuse"
 CLICKHOUSE_USER = "clickhouse"
 HEALTH_PATH = "/api/public/health"
-# Characters that break URLs, shells or the ElastiCache AUTH rules: generated values stay alphanumeric.
-PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+ROTATION_NOTE = (
+    "Langfuse reads this value once at start; rotating it needs a coordinated restart (and for "
+    "ENCRYPTION_KEY/SALT a re-encryption), so it is rotated by redeploying, not by a rotation Lambda."
+)
+
+
+def langfuse_health_check(port: int, path: str) -> ecs.HealthCheck:
+    """The container health check of a Langfuse web or worker task (the images ship wget, not curl)."""
+    return ecs.HealthCheck(
+        command=["CMD-SHELL", f"wget -q --spider http://127.0.0.1:{port}{path} || exit 1"],
+        interval=cdk.Duration.seconds(30),
+        timeout=cdk.Duration.seconds(10),
+        retries=3,
+        # First boot runs the Postgres and ClickHouse migrations.
+        start_period=cdk.Duration.seconds(180),
+    )
 
 
 def external_connection(scope: Construct, config: AppConfig) -> LangfuseConnection | None:
@@ -128,8 +146,10 @@ class ObservabilityStack(FoundationStack):
         self.access_logs_bucket = self._create_access_logs_bucket()
         self.buckets = self._create_buckets()
         self.security_groups = self._create_security_groups()
-        self.database = self._create_database()
+        self.db = self._create_database()
+        self.database = self.db.database
         self.cache = self._create_cache()
+        self.secrets["redis"] = self.cache.auth_token
         self.cluster, self.namespace = self._create_cluster()
         self.clickhouse_files = self._create_clickhouse_storage()
         self.clickhouse = self._create_clickhouse()
@@ -149,23 +169,18 @@ class ObservabilityStack(FoundationStack):
     def _generated_secret(
         self, construct_id: str, description: str, *, length: int = 48, hex_only: bool = False
     ) -> secretsmanager.Secret:
-        excluded = PUNCTUATION + ("ghijklmnopqrstuvwxyz" if hex_only else "")
-        return secretsmanager.Secret(
+        return GeneratedSecret(
             self,
             construct_id,
             description=f"{self.config.prefix} Langfuse {description}",
-            encryption_key=self.key,
+            key=self.key,
             removal_policy=self.removal_policy,
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=length,
-                exclude_characters=excluded,
-                exclude_uppercase=hex_only,
-                exclude_punctuation=True,
-                include_space=False,
-            ),
-        )
+            rules=lowercase_hex(length) if hex_only else alphanumeric_spelled_out(length),
+            rotation_reason=ROTATION_NOTE,
+        ).secret
 
     def _create_secrets(self) -> dict[str, secretsmanager.Secret]:
+        # Letters and digits only: values are spliced into URLs, DSNs and AUTH commands without encoding.
         return {
             "nextauth": self._generated_secret(
                 "NextAuthSecret", "NEXTAUTH_SECRET (session signing)", length=64
@@ -174,7 +189,6 @@ class ObservabilityStack(FoundationStack):
             # 256-bit key as 64 hex characters, as Langfuse requires (openssl rand -hex 32).
             "encryption": self._generated_secret("EncryptionKey", "ENCRYPTION_KEY", length=64, hex_only=True),
             "clickhouse": self._generated_secret("ClickHousePassword", "ClickHouse password", length=40),
-            "redis": self._generated_secret("CacheAuthToken", "Valkey AUTH token", length=48),
             "public_key_id": self._generated_secret(
                 "ProjectPublicKeyId", "project public key body", length=32
             ),
@@ -195,7 +209,7 @@ class ObservabilityStack(FoundationStack):
                 cdk.Fn.join("", [prefix, secret.secret_value.unsafe_unwrap()])
             )
 
-        return secretsmanager.Secret(
+        keys = secretsmanager.Secret(
             self,
             "ProjectKeys",
             description=f"{self.config.prefix} Langfuse project API keys for the agent, gateway and evaluation",
@@ -206,43 +220,30 @@ class ObservabilityStack(FoundationStack):
                 "secret_key": prefixed("sk-lf-", self.secrets["secret_key_id"]),
             },
         )
+        acknowledge_no_rotation(None, keys, ROTATION_NOTE)
+        return keys
 
     def _create_admin_secret(self) -> secretsmanager.Secret:
         # Langfuse passwords need a letter, a digit and a symbol: require every character class.
-        return secretsmanager.Secret(
+        return GeneratedSecret(
             self,
             "AdminUser",
             description=f"{self.config.prefix} Langfuse admin login (email and password)",
-            encryption_key=self.key,
+            key=self.key,
             removal_policy=self.removal_policy,
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=cdk.Stack.of(self).to_json_string(
-                    {"email": self.config.observability.admin_email}
-                ),
-                generate_string_key="password",
-                password_length=24,
-                exclude_characters="\"'`\\/@$%&{}|<>;:,",
-                require_each_included_type=True,
-                include_space=False,
-            ),
-        )
+            rules=login_password(24),
+            rotation_reason=ROTATION_NOTE,
+            template={"email": self.config.observability.admin_email},
+            generate_key="password",
+        ).secret
 
     # --- object storage ------------------------------------------------------------------------------
 
     def _create_access_logs_bucket(self) -> s3.Bucket:
         # Server access logs and ALB access logs; ALB log delivery supports SSE-S3 only.
-        return s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=self.removal_policy,
-            auto_delete_objects=not self.config.retain_data,
-            lifecycle_rules=[access_log_lifecycle(90 if self.config.is_prod else 14)],
-        )
+        return LogBucket(
+            self, "AccessLogs", expire_days=90 if self.config.is_prod else 14, retain=self.config.retain_data
+        ).bucket
 
     def _data_bucket(self, construct_id: str, purpose: str, expire_days: int | None) -> s3.Bucket:
         rule = s3.LifecycleRule(
@@ -318,93 +319,53 @@ class ObservabilityStack(FoundationStack):
 
     # --- Postgres ------------------------------------------------------------------------------------
 
-    def _create_database(self) -> rds.DatabaseCluster | rds.DatabaseInstance:
+    def _create_database(self) -> PostgresDatabase:
         """Aurora Serverless v2 (prod) or one small PostgreSQL instance (dev: a third of the idle cost)."""
         settings = self.config.observability
-        kind = "cluster" if settings.db_engine == "aurora_serverless" else "instance"
-        identifier = self.resource_name("langfuse-db")
-        exports = ["postgresql"] if kind == "cluster" else ["postgresql", "upgrade"]
-        # Created here (KMS-encrypted, bounded retention) so RDS does not create unencrypted ones.
-        log_groups = [
-            logs.LogGroup(
-                self,
-                "DatabaseLogs" if export == "postgresql" else f"Database{export.capitalize()}Logs",
-                log_group_name=f"/aws/rds/{kind}/{identifier}/{export}",
-                retention=retention(settings.log_retention_days),
-                encryption_key=self.key,
-                removal_policy=self.removal_policy,
-            )
-            for export in exports
-        ]
-        common: dict[str, Any] = {
-            "credentials": rds.Credentials.from_generated_secret(
-                DATABASE_USER, encryption_key=self.key, exclude_characters=PUNCTUATION
-            ),
-            "vpc": self.vpc,
-            "vpc_subnets": self._data_subnets,
-            "security_groups": [self.security_groups["database"]],
-            "storage_encrypted": True,
-            "storage_encryption_key": self.key,
-            "iam_authentication": True,
-            "cloudwatch_logs_exports": exports,
-            "deletion_protection": self.config.retain_data,
-            "removal_policy": cdk.RemovalPolicy.SNAPSHOT
-            if self.config.retain_data
-            else cdk.RemovalPolicy.DESTROY,
-            "copy_tags_to_snapshot": True,
-        }
-        database: rds.DatabaseCluster | rds.DatabaseInstance
-        if kind == "cluster":
-            engine = aurora_postgres_engine()
-            readers = [
-                rds.ClusterInstance.serverless_v2(f"reader{index}", scale_with_writer=True)
-                for index in range(1, settings.db_readers + 1)
-            ]
-            database = rds.DatabaseCluster(
-                self,
-                "Database",
-                cluster_identifier=identifier,
-                engine=engine,
-                parameter_group=self._tls_parameters(engine),
-                writer=rds.ClusterInstance.serverless_v2("writer"),
-                readers=readers,
-                serverless_v2_min_capacity=settings.db_min_acu,
-                serverless_v2_max_capacity=settings.db_max_acu,
-                default_database_name=DATABASE_NAME,
-                backup=rds.BackupProps(retention=cdk.Duration.days(14 if self.config.is_prod else 1)),
-                **common,
+        engine: InstanceOptions | ClusterOptions
+        if settings.db_engine == "aurora_serverless":
+            engine = ClusterOptions(
+                min_acu=settings.db_min_acu,
+                max_acu=settings.db_max_acu,
+                writer_id="writer",
+                reader_ids=tuple(f"reader{index}" for index in range(1, settings.db_readers + 1)),
             )
         else:
-            engine_version = postgres_engine()
-            database = rds.DatabaseInstance(
-                self,
-                "Database",
-                instance_identifier=identifier,
-                engine=engine_version,
-                parameter_group=self._tls_parameters(engine_version),
-                instance_type=ec2.InstanceType(settings.db_instance_class.removeprefix("db.")),
-                allocated_storage=settings.db_storage_gb,
-                max_allocated_storage=settings.db_storage_gb * 2,
-                storage_type=rds.StorageType.GP3,
-                database_name=DATABASE_NAME,
+            engine = InstanceOptions(
+                instance_class=settings.db_instance_class,
+                storage_gb=settings.db_storage_gb,
+                max_storage_gb=settings.db_storage_gb * 2,
                 multi_az=settings.db_readers > 0,
-                backup_retention=cdk.Duration.days(14 if self.config.is_prod else 1),
-                auto_minor_version_upgrade=True,
-                publicly_accessible=False,
-                **common,
             )
-        for log_group in log_groups:
-            database.node.add_dependency(log_group)
-        return database
-
-    def _tls_parameters(self, engine: rds.IEngine) -> rds.ParameterGroup:
-        return tls_parameter_group(self, engine, "Langfuse PostgreSQL: TLS required")
+        return PostgresDatabase(
+            self,
+            "Database",
+            options=DatabaseOptions(
+                engine=engine,
+                identifier=self.resource_name("langfuse-db"),
+                database_name=DATABASE_NAME,
+                username=DATABASE_USER,
+                log_retention_days=settings.log_retention_days,
+                backup_days=14 if self.config.is_prod else 1,
+                deletion_protection=self.config.retain_data,
+                purpose="Langfuse PostgreSQL",
+                rotation_reason="The Langfuse tasks read the database password at start; a rotation would need "
+                "a rolling restart of web and worker, done by redeploying rather than by a rotation Lambda.",
+                # Langfuse splices the password into DATABASE_URL without encoding: letters and digits only.
+                password_exclude_characters=PUNCTUATION,
+            ),
+            vpc=self.vpc,
+            subnets=self._data_subnets,
+            key=self.key,
+            removal_policy=cdk.RemovalPolicy.SNAPSHOT
+            if self.config.retain_data
+            else cdk.RemovalPolicy.DESTROY,
+            security_groups=[self.security_groups["database"]],
+        )
 
     @property
     def database_host(self) -> str:
-        if isinstance(self.database, rds.DatabaseCluster):
-            return self.database.cluster_endpoint.hostname
-        return self.database.db_instance_endpoint_address
+        return self.db.host
 
     def _subnet_ids(self, selection: ec2.SubnetSelection) -> list[str]:
         # select_subnets takes the selection's fields as keyword arguments (jsii struct expansion).
@@ -412,61 +373,42 @@ class ObservabilityStack(FoundationStack):
 
     # --- Valkey --------------------------------------------------------------------------------------
 
-    def _create_cache(self) -> elasticache.CfnReplicationGroup:
+    def _create_cache(self) -> ValkeyCache:
         settings = self.config.observability
-        subnets = elasticache.CfnSubnetGroup(
-            self,
-            "CacheSubnets",
-            description="Langfuse Valkey subnets",
-            subnet_ids=self._subnet_ids(self._data_subnets),
-        )
-        # Langfuse uses Valkey as a queue: it must never evict keys.
-        parameters = elasticache.CfnParameterGroup(
-            self,
-            "CacheParameters",
-            cache_parameter_group_family="valkey8",
-            description="Langfuse: noeviction (queues must not lose jobs)",
-            properties={"maxmemory-policy": "noeviction"},
-        )
-        replicas = settings.cache_replicas
-        group = elasticache.CfnReplicationGroup(
+        return ValkeyCache(
             self,
             "Cache",
-            replication_group_description=f"{self.config.prefix} Langfuse queue and cache",
-            engine="valkey",
-            engine_version="8.0",
-            cache_node_type=settings.cache_node_type,
-            num_cache_clusters=1 + replicas,
-            automatic_failover_enabled=replicas > 0,
-            multi_az_enabled=replicas > 0,
-            cache_subnet_group_name=subnets.ref,
-            cache_parameter_group_name=parameters.ref,
-            security_group_ids=[self.security_groups["cache"].security_group_id],
-            at_rest_encryption_enabled=True,
-            kms_key_id=self.key.key_id,
-            transit_encryption_enabled=True,
-            transit_encryption_mode="required",
-            auth_token=self.secrets["redis"].secret_value.unsafe_unwrap(),
-            port=6379,
-            auto_minor_version_upgrade=True,
-            snapshot_retention_limit=7 if self.config.is_prod else 0,
+            options=CacheOptions(
+                description=f"{self.config.prefix} Langfuse queue and cache",
+                node_type=settings.cache_node_type,
+                replicas=settings.cache_replicas,
+                auth_rules=alphanumeric_spelled_out(48),
+                auth_description=f"{self.config.prefix} Langfuse Valkey AUTH token",
+                auth_rotation_reason=ROTATION_NOTE,
+                backup_reason="Valkey holds Langfuse's transient queue and cache; the durable data is in "
+                "PostgreSQL, ClickHouse and S3, so cache snapshots are not kept for 15 days.",
+                snapshot_retention_days=7 if self.config.is_prod else 0,
+                subnet_description="Langfuse Valkey subnets",
+                # Langfuse uses Valkey as a queue: it must never evict keys.
+                parameters={"maxmemory-policy": "noeviction"},
+                parameters_description="Langfuse: noeviction (queues must not lose jobs)",
+            ),
+            subnet_ids=self._subnet_ids(self._data_subnets),
+            security_group=self.security_groups["cache"],
+            key=self.key,
+            removal_policy=self.removal_policy,
         )
-        group.apply_removal_policy(self.removal_policy)
-        return group
 
     # --- ECS cluster, ClickHouse ---------------------------------------------------------------------
 
     def _create_cluster(self) -> tuple[ecs.Cluster, servicediscovery.PrivateDnsNamespace]:
-        cluster = ecs.Cluster(
+        cluster = fargate_cluster(
             self,
             "Cluster",
             vpc=self.vpc,
-            enable_fargate_capacity_providers=True,
-            container_insights_v2=(
-                ecs.ContainerInsights.ENABLED
-                if self.config.observability.container_insights
-                else ecs.ContainerInsights.DISABLED
-            ),
+            capacity_providers=True,
+            container_insights=self.config.observability.container_insights,
+            insights_setting="observability.container_insights",
         )
         namespace = servicediscovery.PrivateDnsNamespace(
             self, "Namespace", name=f"{self.config.prefix}-langfuse.internal", vpc=self.vpc
@@ -495,53 +437,83 @@ class ObservabilityStack(FoundationStack):
         )
         return files, access_point
 
-    def _task_definition(self, name: str, size: ServiceSize) -> ecs.FargateTaskDefinition:
-        return ecs.FargateTaskDefinition(
-            self,
-            f"{name}Task",
-            cpu=size.cpu,
-            memory_limit_mib=size.memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-
-    def _log_driver(self, name: str) -> ecs.LogDriver:
-        group = self.create_log_group(
-            f"{name}Logs", retention_days=self.config.observability.log_retention_days, key=self.key
-        )
-        return ecs.LogDrivers.aws_logs(stream_prefix=name.lower(), log_group=group)
-
     def _service(
         self,
         name: str,
-        task: ecs.FargateTaskDefinition,
         size: ServiceSize,
+        container: ContainerSpec,
         security_group: ec2.ISecurityGroup,
-        **options: Any,
-    ) -> ecs.FargateService:
-        provider = "FARGATE_SPOT" if self.config.observability.fargate_spot else "FARGATE"
-        return ecs.FargateService(
+        *,
+        min_healthy_percent: int,
+        max_healthy_percent: int,
+        health_check_grace_seconds: int | None = None,
+        cloud_map: ecs.CloudMapOptions | None = None,
+    ) -> FargateService:
+        settings = self.config.observability
+        return FargateService(
             self,
             f"{name}Service",
+            task_id=f"{name}Task",
+            log_group_id=f"{name}Logs",
             cluster=self.cluster,
-            task_definition=task,
-            desired_count=size.tasks,
-            vpc_subnets=self._service_subnets,
+            size=TaskSize(cpu=size.cpu, memory_mib=size.memory_mib),  # Langfuse images: x86_64
+            container=container,
+            options=ServiceOptions(
+                desired_count=size.tasks,
+                capacity_provider="FARGATE_SPOT" if settings.fargate_spot else "FARGATE",
+                min_healthy_percent=min_healthy_percent,
+                max_healthy_percent=max_healthy_percent,
+                health_check_grace_seconds=health_check_grace_seconds,
+            ),
+            subnets=self._service_subnets,
             security_groups=[security_group],
-            assign_public_ip=False,
-            capacity_provider_strategies=[ecs.CapacityProviderStrategy(capacity_provider=provider, weight=1)],
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            enable_execute_command=False,
-            propagate_tags=ecs.PropagatedTagSource.SERVICE,
-            **options,
+            key=self.key,
+            log_retention_days=settings.log_retention_days,
+            removal_policy=self.removal_policy,
+            cloud_map=cloud_map,
         )
 
     def _create_clickhouse(self) -> ecs.FargateService:
         size = self.config.observability.clickhouse
         files, access_point = self.clickhouse_files
-        task = self._task_definition("ClickHouse", size)
+        container = ContainerSpec(
+            name="clickhouse",
+            image=ecs.ContainerImage.from_registry(self.config.observability.clickhouse_image),
+            user=f"{CLICKHOUSE_UID}:{CLICKHOUSE_UID}",
+            environment={"CLICKHOUSE_DB": "default", "CLICKHOUSE_USER": CLICKHOUSE_USER},
+            secrets={"CLICKHOUSE_PASSWORD": ecs.Secret.from_secrets_manager(self.secrets["clickhouse"])},
+            port_mappings=(
+                ecs.PortMapping(container_port=CLICKHOUSE_HTTP_PORT, name="http"),
+                ecs.PortMapping(container_port=CLICKHOUSE_TCP_PORT, name="native"),
+            ),
+            health_check=ecs.HealthCheck(
+                command=[
+                    "CMD-SHELL",
+                    f"wget --no-verbose --tries=1 --spider http://127.0.0.1:{CLICKHOUSE_HTTP_PORT}/ping || exit 1",
+                ],
+                interval=cdk.Duration.seconds(15),
+                timeout=cdk.Duration.seconds(5),
+                retries=5,
+                start_period=cdk.Duration.seconds(60),
+            ),
+            ulimits=(ecs.Ulimit(name=ecs.UlimitName.NOFILE, soft_limit=262144, hard_limit=262144),),
+        )
+        block = self._service(
+            "ClickHouse",
+            size,
+            container,
+            self.security_groups["clickhouse"],
+            # One writer on the data directory: stop the old task before starting the new one.
+            min_healthy_percent=0,
+            max_healthy_percent=100,
+            cloud_map=ecs.CloudMapOptions(
+                name="clickhouse",
+                cloud_map_namespace=self.namespace,
+                dns_record_type=servicediscovery.DnsRecordType.A,
+                dns_ttl=cdk.Duration.seconds(10),
+            ),
+        )
+        task = block.task_definition
         task.add_volume(
             name="clickhouse-data",
             efs_volume_configuration=ecs.EfsVolumeConfiguration(
@@ -553,68 +525,17 @@ class ObservabilityStack(FoundationStack):
             ),
         )
         files.grant_read_write(task.task_role)
-        container = task.add_container(
-            "clickhouse",
-            image=ecs.ContainerImage.from_registry(self.config.observability.clickhouse_image),
-            user=f"{CLICKHOUSE_UID}:{CLICKHOUSE_UID}",
-            environment={"CLICKHOUSE_DB": "default", "CLICKHOUSE_USER": CLICKHOUSE_USER},
-            secrets={"CLICKHOUSE_PASSWORD": ecs.Secret.from_secrets_manager(self.secrets["clickhouse"])},
-            port_mappings=[
-                ecs.PortMapping(container_port=CLICKHOUSE_HTTP_PORT, name="http"),
-                ecs.PortMapping(container_port=CLICKHOUSE_TCP_PORT, name="native"),
-            ],
-            health_check=ecs.HealthCheck(
-                command=[
-                    "CMD-SHELL",
-                    f"wget --no-verbose --tries=1 --spider http://127.0.0.1:{CLICKHOUSE_HTTP_PORT}/ping || exit 1",
-                ],
-                interval=cdk.Duration.seconds(15),
-                timeout=cdk.Duration.seconds(5),
-                retries=5,
-                start_period=cdk.Duration.seconds(60),
-            ),
-            ulimits=[ecs.Ulimit(name=ecs.UlimitName.NOFILE, soft_limit=262144, hard_limit=262144)],
-            logging=self._log_driver("ClickHouse"),
-        )
-        container.add_mount_points(
+        block.container.add_mount_points(
             ecs.MountPoint(
                 container_path="/var/lib/clickhouse", source_volume="clickhouse-data", read_only=False
             )
         )
-        service = self._service(
-            "ClickHouse",
-            task,
-            size,
-            self.security_groups["clickhouse"],
-            # One writer on the data directory: stop the old task before starting the new one.
-            min_healthy_percent=0,
-            max_healthy_percent=100,
-            cloud_map_options=ecs.CloudMapOptions(
-                name="clickhouse",
-                cloud_map_namespace=self.namespace,
-                dns_record_type=servicediscovery.DnsRecordType.A,
-                dns_ttl=cdk.Duration.seconds(10),
-            ),
-        )
-        service.node.add_dependency(files.mount_targets_available)
-        return service
+        block.service.node.add_dependency(files.mount_targets_available)
+        return block.service
 
     # --- entry: internal ALB behind CloudFront -------------------------------------------------------
 
     def _create_load_balancer(self) -> tuple[elbv2.ApplicationLoadBalancer, elbv2.ApplicationTargetGroup]:
-        alb = elbv2.ApplicationLoadBalancer(
-            self,
-            "LoadBalancer",
-            vpc=self.vpc,
-            internet_facing=False,
-            vpc_subnets=self._service_subnets,
-            security_group=self.security_groups["alb"],
-            drop_invalid_header_fields=True,
-            idle_timeout=cdk.Duration.seconds(120),
-            deletion_protection=self.config.retain_data,
-        )
-        if not cdk.Token.is_unresolved(self.region):
-            alb.log_access_logs(self.access_logs_bucket, prefix="alb")
         target_group = elbv2.ApplicationTargetGroup(
             self,
             "WebTargets",
@@ -632,14 +553,22 @@ class ObservabilityStack(FoundationStack):
                 unhealthy_threshold_count=3,
             ),
         )
-        alb.add_listener(
-            "Http",
-            port=80,
-            protocol=elbv2.ApplicationProtocol.HTTP,
-            open=False,
-            default_target_groups=[target_group],
+        entry = LoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=self.vpc,
+            subnets=self._service_subnets,
+            security_group=self.security_groups["alb"],
+            idle_timeout_seconds=120,
+            deletion_protection=self.config.retain_data,
+            access_logs=None if cdk.Token.is_unresolved(self.region) else self.access_logs_bucket,
+            default_target_group=target_group,
+            plain_http_reason="No custom domain, so no certificate: CloudFront terminates TLS with its default "
+            "certificate and reaches this internal ALB through a private VPC origin, inside the VPC.",
+            no_waf_reason="The ALB is internal; the only entry is CloudFront, and Langfuse requires a login "
+            "(sign-up disabled) or project API keys on every route except health.",
         )
-        return alb, target_group
+        return entry.load_balancer, target_group
 
     def _create_distribution(self) -> cloudfront.Distribution:
         origin = origins.VpcOrigin.with_application_load_balancer(
@@ -684,8 +613,8 @@ class ObservabilityStack(FoundationStack):
             "CLICKHOUSE_MIGRATION_URL": f"clickhouse://{clickhouse_host}:{CLICKHOUSE_TCP_PORT}",
             "CLICKHOUSE_USER": CLICKHOUSE_USER,
             "CLICKHOUSE_CLUSTER_ENABLED": "false",
-            "REDIS_HOST": self.cache.attr_primary_end_point_address,
-            "REDIS_PORT": self.cache.attr_primary_end_point_port,
+            "REDIS_HOST": self.cache.host,
+            "REDIS_PORT": self.cache.replication_group.attr_primary_end_point_port,
             "REDIS_TLS_ENABLED": "true",
             "LANGFUSE_S3_EVENT_UPLOAD_BUCKET": self.buckets["events"].bucket_name,
             "LANGFUSE_S3_EVENT_UPLOAD_REGION": self.region,
@@ -701,10 +630,8 @@ class ObservabilityStack(FoundationStack):
         return environment
 
     def _shared_secrets(self) -> dict[str, ecs.Secret]:
-        database_secret = self.database.secret
-        assert database_secret is not None  # generated credentials always create a secret
         return {
-            "DATABASE_PASSWORD": ecs.Secret.from_secrets_manager(database_secret, "password"),
+            "DATABASE_PASSWORD": ecs.Secret.from_secrets_manager(self.db.secret, "password"),
             "SALT": ecs.Secret.from_secrets_manager(self.secrets["salt"]),
             "ENCRYPTION_KEY": ecs.Secret.from_secrets_manager(self.secrets["encryption"]),
             "CLICKHOUSE_PASSWORD": ecs.Secret.from_secrets_manager(self.secrets["clickhouse"]),
@@ -729,8 +656,6 @@ class ObservabilityStack(FoundationStack):
 
     def _create_web(self) -> ecs.FargateService:
         settings = self.config.observability
-        task = self._task_definition("Web", settings.web)
-        self._grant_storage(task)
         environment = {
             **self._shared_environment(),
             "HOSTNAME": "0.0.0.0",  # noqa: S104  # Next.js binds HOSTNAME; ECS sets it to the task's name
@@ -757,31 +682,25 @@ class ObservabilityStack(FoundationStack):
             ),
             "LANGFUSE_INIT_USER_PASSWORD": ecs.Secret.from_secrets_manager(self.admin_secret, "password"),
         }
-        task.add_container(
-            "web",
+        container = ContainerSpec(
+            name="web",
             image=ecs.ContainerImage.from_registry(settings.langfuse_web_image),
             environment=environment,
             secrets=secrets,
-            port_mappings=[ecs.PortMapping(container_port=WEB_PORT, name="http")],
-            health_check=ecs.HealthCheck(
-                command=["CMD-SHELL", f"wget -q --spider http://127.0.0.1:{WEB_PORT}{HEALTH_PATH} || exit 1"],
-                interval=cdk.Duration.seconds(30),
-                timeout=cdk.Duration.seconds(10),
-                retries=3,
-                # First boot runs the Postgres and ClickHouse migrations.
-                start_period=cdk.Duration.seconds(180),
-            ),
-            logging=self._log_driver("Web"),
+            port_mappings=(ecs.PortMapping(container_port=WEB_PORT, name="http"),),
+            health_check=langfuse_health_check(WEB_PORT, HEALTH_PATH),
         )
-        service = self._service(
+        block = self._service(
             "Web",
-            task,
             settings.web,
+            container,
             self.security_groups["web"],
-            health_check_grace_period=cdk.Duration.seconds(300),
+            health_check_grace_seconds=300,
             min_healthy_percent=100,
             max_healthy_percent=200,
         )
+        self._grant_storage(block.task_definition)
+        service = block.service
         service.attach_to_application_target_group(self.target_group)
         service.node.add_dependency(self.clickhouse)
         service.node.add_dependency(self.cache)
@@ -789,10 +708,8 @@ class ObservabilityStack(FoundationStack):
 
     def _create_worker(self) -> ecs.FargateService:
         settings = self.config.observability
-        task = self._task_definition("Worker", settings.worker)
-        self._grant_storage(task)
-        task.add_container(
-            "worker",
+        container = ContainerSpec(
+            name="worker",
             image=ecs.ContainerImage.from_registry(settings.langfuse_worker_image),
             environment={
                 **self._shared_environment(),
@@ -801,27 +718,19 @@ class ObservabilityStack(FoundationStack):
                 "NODE_OPTIONS": node_options(settings.worker.memory_mib),
             },
             secrets=self._shared_secrets(),
-            port_mappings=[ecs.PortMapping(container_port=WORKER_PORT, name="http")],
-            health_check=ecs.HealthCheck(
-                command=[
-                    "CMD-SHELL",
-                    f"wget -q --spider http://127.0.0.1:{WORKER_PORT}/api/health || exit 1",
-                ],
-                interval=cdk.Duration.seconds(30),
-                timeout=cdk.Duration.seconds(10),
-                retries=3,
-                start_period=cdk.Duration.seconds(180),
-            ),
-            logging=self._log_driver("Worker"),
+            port_mappings=(ecs.PortMapping(container_port=WORKER_PORT, name="http"),),
+            health_check=langfuse_health_check(WORKER_PORT, "/api/health"),
         )
-        service = self._service(
+        block = self._service(
             "Worker",
-            task,
             settings.worker,
+            container,
             self.security_groups["worker"],
             min_healthy_percent=100,
             max_healthy_percent=200,
         )
+        self._grant_storage(block.task_definition)
+        service = block.service
         # The web task runs the migrations; the worker starts after it exists.
         service.node.add_dependency(self.web)
         return service
@@ -829,101 +738,30 @@ class ObservabilityStack(FoundationStack):
     # --- outputs (names and URLs only; never secret values) ------------------------------------------
 
     def _create_outputs(self) -> None:
-        cdk.CfnOutput(self, "LangfuseUrl", value=self.url, description="Langfuse UI and API (HTTPS)")
-        cdk.CfnOutput(
-            self,
-            "LangfuseAdminSecretArn",
-            value=self.admin_secret.secret_arn,
-            description="Secrets Manager secret with the admin email and password (read it with the CLI)",
-        )
-        cdk.CfnOutput(
-            self,
-            "LangfuseKeysSecretArn",
-            value=self.keys_secret.secret_arn,
-            description="Secrets Manager secret with the project public and secret keys",
-        )
+        outputs = {
+            "LangfuseUrl": (self.url, "Langfuse UI and API (HTTPS)"),
+            "LangfuseAdminSecretArn": (
+                self.admin_secret.secret_arn,
+                "Secrets Manager secret with the admin email and password (read it with the CLI)",
+            ),
+            "LangfuseKeysSecretArn": (
+                self.keys_secret.secret_arn,
+                "Secrets Manager secret with the project public and secret keys",
+            ),
+        }
+        for name, (value, description) in outputs.items():
+            cdk.CfnOutput(self, name, value=value, description=description)
 
-    # --- cdk-nag acknowledgements ----------------------------------------------------------------------
+    # --- cdk-nag acknowledgements (only what is specific to Langfuse: the blocks carry their own) -------
 
     def _acknowledge_findings(self) -> None:
         acknowledge_cdk_helpers(self)
-        rotation_note = (
-            "Langfuse reads this value once at start; rotating it needs a coordinated restart (and for "
-            "ENCRYPTION_KEY/SALT a re-encryption), so it is rotated by redeploying, not by a rotation Lambda."
-        )
-        for secret in [*self.secrets.values(), self.keys_secret, self.admin_secret]:
-            acknowledge_all(
-                secret,
-                {
-                    "AwsSolutions-SMG4": rotation_note,
-                    "NIST.800.53.R5-SecretsManagerRotationEnabled": rotation_note,
-                },
-            )
-        database_rotation_note = (
-            "The Langfuse tasks read the database password at start; a rotation would need a rolling restart "
-            "of web and worker, done by redeploying rather than by a rotation Lambda."
-        )
-        acknowledge_all(
-            self.database,
-            {
-                "AwsSolutions-SMG4": database_rotation_note,
-                "NIST.800.53.R5-SecretsManagerRotationEnabled": database_rotation_note,
-                "NIST.800.53.R5-RDSEnhancedMonitoringEnabled": "The operations dashboard and alarms use Aurora's "
-                "CloudWatch metrics (capacity, ACU utilisation, connections); OS-level enhanced monitoring "
-                "adds cost without a consumer.",
-                "AwsSolutions-RDS10": "Deletion protection follows the profile: on where data is retained (prod), "
-                "off in dev so the stack destroys cleanly.",
-                "NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled": "Deletion protection follows the profile: "
-                "on where data is retained (prod), off in dev so the stack destroys cleanly.",
-                "AwsSolutions-RDS11": "The default Postgres port inside private, isolated subnets; only the "
-                "Langfuse task security groups may connect.",
-                "NIST.800.53.R5-RDSInBackupPlan": "Aurora's continuous automated backups (point-in-time "
-                "restore) cover this cluster; no separate AWS Backup plan.",
-                "NIST.800.53.R5-AuroraMySQLBacktrack": "The cluster is Aurora PostgreSQL; backtrack exists "
-                "for Aurora MySQL only.",
-            },
-        )
-        if isinstance(self.database, rds.DatabaseInstance) and self.config.observability.db_readers == 0:
-            single_az = (
-                "One PostgreSQL instance without a standby in this profile (observability.db_readers: 0) keeps "
-                "idle cost low; automated backups restore it. Prod uses Aurora with a reader in another AZ."
-            )
-            acknowledge_all(
-                self.database,
-                {"AwsSolutions-RDS3": single_az, "NIST.800.53.R5-RDSMultiAZSupport": single_az},
-            )
-        acknowledge_all(self.access_logs_bucket, ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS)
         for bucket in self.buckets.values():
             acknowledge(
                 bucket,
                 "NIST.800.53.R5-S3BucketReplicationEnabled",
                 "Langfuse events, media and exports are regional working data with lifecycle expiry; "
                 "cross-region replication is not required.",
-            )
-        acknowledge_all(
-            self.load_balancer,
-            {
-                "NIST.800.53.R5-ALBHttpToHttpsRedirection": "The ALB is internal and reachable only from inside "
-                "the VPC; CloudFront terminates TLS and reaches it through a private VPC origin (no custom "
-                "domain, so no certificate for the ALB).",
-                "NIST.800.53.R5-ELBDeletionProtectionEnabled": "Deletion protection follows the profile "
-                "(on where data is retained).",
-                "NIST.800.53.R5-ELBv2ACMCertificateRequired": "No custom domain, so no ACM certificate: "
-                "CloudFront terminates TLS with its default certificate and reaches this internal ALB "
-                "through a private VPC origin.",
-                "NIST.800.53.R5-ALBWAFEnabled": "The ALB is internal; the only entry is CloudFront, and Langfuse "
-                "requires a login (sign-up disabled) or project API keys on every route except health.",
-            },
-        )
-        if cdk.Token.is_unresolved(self.region):
-            acknowledge_all(
-                self.load_balancer,
-                {
-                    "AwsSolutions-ELB2": "ALB access logging needs the target region to authorise log delivery; "
-                    "it is enabled whenever environment.region is set.",
-                    "NIST.800.53.R5-ELBLoggingEnabled": "ALB access logging is enabled whenever "
-                    "environment.region is set (log delivery is authorised per region).",
-                },
             )
         acknowledge_all(
             self.distribution,
@@ -940,38 +778,11 @@ class ObservabilityStack(FoundationStack):
                 "AWS's network and the ALB has no certificate without a custom domain.",
             },
         )
-        acknowledge_all(
-            self.cluster,
-            {
-                "AwsSolutions-ECS4": "Container Insights follows observability.container_insights (on in prod); "
-                "the dashboard uses the free AWS/ECS service metrics.",
-            },
-        )
-        for service in (self.web, self.worker, self.clickhouse):
-            acknowledge(
-                service.task_definition,
-                "AwsSolutions-ECS2",
-                "The environment holds only non-secret settings (hosts, bucket names, flags); every secret is "
-                "an ECS secret read from Secrets Manager at start.",
-            )
         acknowledge(
             self.clickhouse_files[0],
             "NIST.800.53.R5-EFSInBackupPlan",
             "Automatic EFS backups follow the profile (on where data is retained); dev data is disposable.",
         )
-        acknowledge(
-            self.cache,
-            "NIST.800.53.R5-ElastiCacheRedisClusterAutomaticBackup",
-            "Valkey holds Langfuse's transient queue and cache; the durable data is in Aurora, ClickHouse "
-            "and S3, so cache snapshots are not kept for 15 days.",
-        )
-        if self.config.observability.cache_replicas == 0:
-            acknowledge(
-                self.cache,
-                "AwsSolutions-AEC4",
-                "One cache node in this profile (observability.cache_replicas: 0) to keep idle cost low; "
-                "queued events are re-sent by the SDKs' retries if the node is replaced. Prod runs a replica.",
-            )
         for task in (self.web.task_definition, self.worker.task_definition):
             policy = task.task_role.node.find_child("DefaultPolicy")
             for bucket in self.buckets.values():
@@ -982,9 +793,3 @@ class ObservabilityStack(FoundationStack):
                     "Langfuse stores objects under generated keys in its own bucket; object actions are "
                     "limited to get/put/delete/abort on that bucket's objects.",
                 )
-        acknowledge(
-            self.cache,
-            "AwsSolutions-AEC5",
-            "Valkey listens on its default port inside private, isolated subnets; only the Langfuse tasks may "
-            "connect, with TLS and an AUTH token.",
-        )

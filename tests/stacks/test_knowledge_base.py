@@ -12,21 +12,19 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from config import AppConfig
+from corpus.reader import CorpusError, corpus_documents, corpus_fingerprint, validate_corpus
 from stacks.compliance import apply_cost_tags
 from stacks.knowledge_base import (
     NON_FILTERABLE_METADATA_KEYS,
     REPO_ROOT,
     SAMPLE_CORPUS_PREFIX,
-    CorpusError,
     KnowledgeBaseStack,
-    corpus_documents,
-    corpus_fingerprint,
-    validate_corpus,
 )
 from tests.factories import test_config
 from tests.support.cdk import resources_of
 
 CORPUS = REPO_ROOT / "corpus"
+INGESTION_HANDLER = "functions.ingestion.handler"
 COST_TAGS = {"project", "component", "profile"}
 
 
@@ -74,7 +72,7 @@ def _key_id(template: Template) -> str:
 
 def _function(template: Template, handler: str) -> dict[str, Any]:
     for resource in resources_of(template, "AWS::Lambda::Function").values():
-        if resource["Properties"].get("Handler") == f"handler.{handler}":
+        if resource["Properties"].get("Handler") == f"{INGESTION_HANDLER}.{handler}":
             return dict(resource)
     raise AssertionError(f"no function with handler {handler}")
 
@@ -588,7 +586,7 @@ def test_document_change_rule_targets_the_ingestion_function_with_dead_letters(t
     (target,) = rule["Properties"]["Targets"]
     function_id = target["Arn"]["Fn::GetAtt"][0]
     assert resources_of(template, "AWS::Lambda::Function")[function_id]["Properties"]["Handler"] == (
-        "handler.handle_document_change"
+        f"{INGESTION_HANDLER}.handle_document_change"
     )
     assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0].startswith("IngestionDeadLetterQueue")
 

@@ -444,6 +444,18 @@ def test_cache_only_when_configured(template: Template, prod: Synth) -> None:
     assert "REDIS_PASSWORD" in {s["Name"] for s in container(prod.template)["Secrets"]}
 
 
+def test_cache_size_comes_from_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """llm_gateway.cache_node_type / cache_replicas size the cache (they were constants once)."""
+    config = test_config(
+        "dev", llm_gateway={"cache": True, "cache_node_type": "cache.t4g.medium", "cache_replicas": 2}
+    )
+    cache = only(
+        synth(config, tmp_path_factory.mktemp("gateway-cache")).template, "AWS::ElastiCache::ReplicationGroup"
+    )
+    assert cache["Properties"]["CacheNodeType"] == "cache.t4g.medium"
+    assert cache["Properties"]["NumCacheClusters"] == 3  # the primary and two replicas
+
+
 def test_bootstrap_runs_in_the_vpc_with_the_plan(template: Template, dev: Synth) -> None:
     (resource,) = template.find_resources("Custom::LlmGatewayBootstrap").values()
     function = next(
@@ -606,7 +618,7 @@ def test_prod_aurora_cluster_requires_tls(prod: Synth) -> None:
 
 
 def test_database_engine_is_the_shared_version(template: Template, prod: Synth) -> None:
-    from stacks.base import AURORA_POSTGRES_VERSION, POSTGRES_VERSION
+    from stacks.constructs.database import AURORA_POSTGRES_VERSION, POSTGRES_VERSION
 
     instance = only(template, "AWS::RDS::DBInstance")["Properties"]
     assert instance["EngineVersion"] == POSTGRES_VERSION.postgres_full_version

@@ -619,7 +619,7 @@ def test_access_log_bucket_expires_old_versions(dev: Synth) -> None:
 
 
 def test_database_engine_is_the_shared_version(template: Template, prod: Synth) -> None:
-    from stacks.base import AURORA_POSTGRES_VERSION, POSTGRES_VERSION
+    from stacks.constructs.database import AURORA_POSTGRES_VERSION, POSTGRES_VERSION
 
     (instance,) = resources_of(template, "AWS::RDS::DBInstance").values()
     assert instance["Properties"]["EngineVersion"] == POSTGRES_VERSION.postgres_full_version
