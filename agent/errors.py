@@ -40,3 +40,23 @@ class ApiError(Exception):
 
 class ConfigurationError(RuntimeError):
     """The agent's environment is incomplete or invalid; the message names the variable."""
+
+
+class TurnFailure(Exception):
+    """Base of the agent's own turn failures (classified by type in `agent.failures.FAILURES`)."""
+
+
+class ModelUnavailable(TurnFailure):
+    """The LLM gateway failed after its own retries and fallbacks."""
+
+
+class EmptyAnswer(TurnFailure):
+    """The model ended its turn without any text (an `internal_error`: nothing to show or remember)."""
+
+
+class TurnTimeout(TurnFailure):
+    """The turn passed its deadline; `code` says what it was waiting for (`model_timeout`, `turn_timeout`)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -13,7 +13,7 @@ from agent.errors import ApiError
 from agent.identity import Caller
 from agent.payload import Invocation
 from agent.tool_client import StaticTools
-from tests.agent.scripted_strands import Boom, Call, Say
+from local_stack.scripted_strands import Boom, Call, Say
 
 SESSION = "s-" + "a" * 32
 CALLER = Caller("alice")
