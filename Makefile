@@ -46,6 +46,14 @@ format: $(VENV)/.dev-installed ## Apply ruff formatting and fixes
 typecheck: $(VENV)/.dev-installed ## mypy (strict) over the shipped code
 	$(VENV)/bin/mypy
 
+# Mutation testing (docs/testing.md): NOT part of `make test` (minutes to tens of minutes per package).
+# MUTATION_ARGS e.g. "tools --max-children 2" or "agent --only 'agent.memory.*'".
+MUTATION_ARGS ?=
+
+.PHONY: mutation
+mutation: $(VENV)/.dev-installed ## Mutation testing (mutmut) of tools/, agent/, functions/interceptor/, stacks/constructs/: kill rate per package
+	PYTHONPATH=$(CURDIR) $(PY) -m scripts.mutation $(MUTATION_ARGS)
+
 # The browser comes first: a machine without Chromium gets it installed (root + apt-get, or Playwright's
 # download) or the run stops before lint, naming the one command that installs it.
 test: $(VENV)/.dev-installed node_modules/.installed ## Find/install Chromium, lint, type-check and run the whole test suite
@@ -84,7 +92,7 @@ clean: ## Remove build output (keeps .venv and node_modules)
 
 # --- chat (frontend/) ---------------------------------------------------------------------------
 CHAT_PORT ?= 8501
-# The Streamlit flags (loopback, headless, no Deploy button) live in scripts/local.py (STREAMLIT_FLAGS), shared with `make local`.
+# The Streamlit flags (loopback, headless, no Deploy button) live in local_stack/components.py (STREAMLIT_FLAGS), shared with `make local`.
 
 .PHONY: chat
 chat: $(VENV)/.dev-installed ## Only the chat on http://localhost:8501 (make local already starts one): for an agent you run yourself (AGENT_URL), or MODE=agentcore [PREFIX=aaf REGION=..] for the deployed one
@@ -139,7 +147,7 @@ EVAL_ARGS ?=
 
 .PHONY: eval eval-validate
 eval: $(VENV)/.dev-installed ## Golden dataset through the local stack with the scripted model + CI gate; report in eval-reports/pipeline/
-	PYTHONPATH=$(CURDIR) $(PY) -m tests.eval.pipeline_stack --run-name pipeline --tags pipeline,scripted-model \
+	PYTHONPATH=$(CURDIR) $(PY) -m scripts.eval_pipeline --run-name pipeline --tags pipeline,scripted-model \
 		--report-dir $(EVAL_REPORT_DIR) $(EVAL_GATE) $(EVAL_ARGS)
 
 eval-validate: $(VENV)/.dev-installed ## Validate eval/datasets/golden.jsonl (schema, tools, corpus documents)
@@ -170,4 +178,4 @@ screenshots: $(VENV)/.dev-installed ## Regenerate docs/images/chat.png (browser 
 	$(PY) -m pytest tests/frontend/test_browser.py -q
 	cp test-artifacts/chat-answer.png docs/images/chat.png
 	$(MAKE) --no-print-directory eval
-	PYTHONPATH=$(CURDIR) $(PY) -m tests.eval.screenshot_report $(EVAL_REPORT_DIR)/report.html docs/images/eval-report.png
+	PYTHONPATH=$(CURDIR) $(PY) -m scripts.screenshot_report $(EVAL_REPORT_DIR)/report.html docs/images/eval-report.png

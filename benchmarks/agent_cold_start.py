@@ -1,6 +1,6 @@
 """Agent cold start: process start -> /ping healthy, and -> first streamed token of a first turn.
 
-The model is the zero-latency scripted OpenAI-compatible server (tests/support/scripted_model.py),
+The model is the zero-latency scripted OpenAI-compatible server (local_stack/scripted_model.py),
 called directly as the agent's gateway, so the figures are the agent's own start-up cost. The real
 local MCP tool server runs (started before the clock) so the first turn also opens its MCP session.
 Also prints the heaviest imports of the entrypoint (`python -X importtime`) and checks that litellm is
@@ -26,8 +26,11 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import ScriptedModel, Text
+from config import load_config
+from local_stack import components
+from local_stack.processes import free_port
+from local_stack.scripted_model import ScriptedModel, Text
+from local_stack.stack import hermetic_environ
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,23 +51,22 @@ def cpu_seconds(pid: int) -> float:
 
 def one_run(model: ScriptedModel, tools_url: str, state: Path) -> tuple[float, float, float]:
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "AGENT_"))},
-        "AGENT_MODE": "local",
-        "AGENT_PORT": str(port),
-        "LLM_GATEWAY_URL": model.base_url.removesuffix("/v1"),
-        "LLM_GATEWAY_KEY": "sk-bench",
-        "MODEL_ALIAS": "claude-sonnet",
-        "TOOL_GATEWAY_URL": tools_url,
-        "LOCAL_MEMORY_PATH": str(state / f"memory-{port}.db"),
-        "AGENT_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(REPO),
-    }
+    launch = components.agent_server(
+        load_config({"profile": "dev"}),
+        port,
+        gateway_url=model.base_url.removesuffix("/v1"),
+        gateway_key="sk-bench",
+        tools_url=tools_url,
+        memory_path=state / f"memory-{port}.db",
+        environ=hermetic_environ(os.environ),
+        environment="bench",
+        extra={"AGENT_LOG_LEVEL": "WARNING"},
+    )
     model.enqueue(Text("Hello! This is the first streamed token and the rest of the answer.", chunk_chars=6))
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent.main"],
-        env=env,
+    process = subprocess.Popen(  # not ManagedProcess: the clock starts at the spawn, polled every 5 ms
+        launch.argv,
+        env=launch.env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -134,23 +136,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
         state = Path(tmp)
         tools_port = free_port()
-        with ManagedProcess(
-            [
-                sys.executable,
-                "-m",
-                "tools.server",
-                "--port",
-                str(tools_port),
-                "--db",
-                str(state / "t.db"),
-                "--index-cache",
-                str(REPO / ".local" / "index"),
-            ],
-            health_url=f"http://127.0.0.1:{tools_port}/health",
-            cwd=REPO,
-            log_path=state / "tools.log",
+        tools = components.tool_server(
+            tools_port,
+            db=state / "t.db",
+            environ=hermetic_environ(os.environ),
+            index_cache=REPO / ".local" / "index",
             startup_timeout=120,
-        ):
+        )
+        with tools.process(state / "tools.log"):
             runs = [one_run(model, f"http://127.0.0.1:{tools_port}/mcp", state) for _ in range(args.runs)]
     pings = [r[0] for r in runs]
     tokens = [r[1] for r in runs]

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +33,10 @@ from agent.payload import Invocation
 from agent.service import AgentService
 from agent.telemetry import Telemetry
 from agent.tool_client import McpTools, StaticTools, local_headers
-from tests.agent.scripted_strands import Call, Say, ScriptedStrandsModel
-from tests.support.processes import ManagedProcess, free_port
+from local_stack import components
+from local_stack.processes import free_port
+from local_stack.scripted_strands import Call, Say, ScriptedStrandsModel
+from local_stack.stack import hermetic_environ
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,23 +149,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        with ManagedProcess(
-            [
-                sys.executable,
-                "-m",
-                "tools.server",
-                "--port",
-                str(port),
-                "--db",
-                str(Path(tmp) / "t.db"),
-                "--index-cache",
-                str(REPO / ".local" / "index"),
-            ],
-            health_url=f"http://127.0.0.1:{port}/health",
-            cwd=REPO,
-            log_path=Path(tmp) / "tools.log",
+        tools = components.tool_server(
+            port,
+            db=Path(tmp) / "t.db",
+            environ=hermetic_environ(os.environ),
+            index_cache=REPO / ".local" / "index",
             startup_timeout=120,
-        ):
+        )
+        with tools.process(Path(tmp) / "tools.log"):
             mcp = McpTools(f"http://127.0.0.1:{port}/mcp", local_headers)
             try:
                 model = ScriptedStrandsModel()

@@ -19,7 +19,7 @@ from typing import Any
 
 from clients.agentcore import AgentClient, AgentTarget, Done, iter_sse_data, new_session_id, parse_event
 from clients.oauth import code_challenge, generate_code_verifier
-from tests.clients.standins import Recorded, ReplayAgent
+from local_stack.replay_agent import Recorded, ReplayAgent
 
 METADATA = {
     "session_id": "s",

@@ -28,8 +28,9 @@ import httpx
 from config import load_config
 from llm_gateway.config import Upstream
 from llm_gateway.local import prepare
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import ScriptedModel, Text
+from local_stack import components
+from local_stack.processes import free_port
+from local_stack.scripted_model import ScriptedModel, Text
 
 BODY = {
     "model": "",
@@ -94,14 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         log = state_dir / "litellm.log"
         print(f"starting the LiteLLM proxy ({args.workers} worker(s)); log {log}", flush=True)
         with (
-            ManagedProcess(
-                gateway.argv,
-                env=gateway.env,
-                inherit_env=False,
-                health_url=f"{gateway.url}/health/liveliness",
-                log_path=log,
-                startup_timeout=120,
-            ),
+            components.gateway(gateway).process(log),
             httpx.Client(base_url=model.base_url.removesuffix("/v1"), timeout=30) as direct,
             httpx.Client(
                 base_url=gateway.url, headers={"Authorization": f"Bearer {gateway.master_key}"}, timeout=30

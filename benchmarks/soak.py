@@ -2,10 +2,11 @@
 
     python -m benchmarks.soak --sessions 50 --turns 10 [--concurrency 4] [--json out.json]
 
-Starts the scripted model (tests/support/scripted_model.py, loopback), the LiteLLM proxy from the model
-catalog (llm_gateway.local, every alias re-pointed at the scripted model, no Bedrock quotas), the MCP tool
-server (tools.server with the embedded corpus index; `--light-tools` uses the keyword backend of
-tests/reliability/light_tools.py) and the agent (agent.main, local mode). Then `--concurrency` clients
+Starts, through local_stack.stack (the assembly `make local` and the tests use): the scripted model
+(local_stack/scripted_model.py, loopback), the LiteLLM proxy from the model catalog (every alias
+re-pointed at the scripted model, no Bedrock quotas), the MCP tool server (tools.server with the embedded
+corpus index; `--light-tools` uses the keyword backend of local_stack/light_tools.py) and the agent
+(agent.main, local mode). Then `--concurrency` clients
 run `--sessions` conversations of `--turns` turns each; every third turn calls a ticket tool and every
 third the knowledge search, so the MCP path is exercised as much as the model path.
 
@@ -23,7 +24,6 @@ import json
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -35,15 +35,15 @@ from typing import Any
 
 import httpx
 
-from config import load_config
-from llm_gateway.config import Upstream
-from llm_gateway.local import prepare_for_upstream
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import Reply, ScriptedModel, Text, ToolCall, ToolCalls
+from config import REPO_ROOT, load_config
+from local_stack.components import Launch
+from local_stack.scripted_model import Reply, ScriptedModel, Text, ToolCall, ToolCalls
+from local_stack.stack import LocalStack, hermetic_environ, plan, scripted_upstream
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
+# Shared with `make local` (LOCAL_STATE_DIR moves both): the corpus is embedded once.
+SHARED_INDEX_CACHE = Path(os.environ.get("LOCAL_STATE_DIR") or REPO_ROOT / ".local") / "index"
 MASTER_KEY = "sk-soak-local"
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 
@@ -122,61 +122,22 @@ def rss_mib(pid: int) -> float:
 # --- the stack ----------------------------------------------------------------------------------------
 
 
-def agent_process(
-    gateway_url: str, tools_url: str, port: int, state: Path, turn_timeout: float
-) -> ManagedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_", "AGENT_"))}
-    env = {
-        **clean,
-        "AGENT_MODE": "local",
-        "AGENT_HOST": "127.0.0.1",
-        "AGENT_PORT": str(port),
-        "AGENT_ENVIRONMENT": "soak",
-        "LLM_GATEWAY_URL": gateway_url,
-        "LLM_GATEWAY_KEY": MASTER_KEY,
-        "MODEL_ALIAS": "claude-sonnet",
-        "TOOL_GATEWAY_URL": tools_url,
-        "LOCAL_USER": "soak-user",
-        "LOCAL_MEMORY_PATH": str(state / "memory.db"),
-        "PYTHONPATH": str(REPO),
-    }
-    return ManagedProcess(
-        [sys.executable, "-m", "agent.main"],
-        health_url=f"http://127.0.0.1:{port}/ping",
-        env=env,
-        inherit_env=False,
-        cwd=REPO,
-        log_path=state / "agent.log",
-        startup_timeout=60,
-    )
-
-
-def tools_process(port: int, state: Path, light: bool) -> ManagedProcess:
-    db = str(state / "tickets.db")
-    if light:
-        argv = [sys.executable, "-m", "tests.reliability.light_tools", "--port", str(port), "--db", db]
-    else:
-        cache = Path(os.environ.get("LOCAL_STATE_DIR") or REPO / ".local") / "index"  # shared with make local
-        argv = [
-            sys.executable,
-            "-m",
-            "tools.server",
-            "--port",
-            str(port),
-            "--db",
-            db,
-            "--index-cache",
-            str(cache),
-        ]
-    env = {k: v for k, v in os.environ.items() if k != "TAVILY_API_KEY"}
-    return ManagedProcess(
-        argv,
-        health_url=f"http://127.0.0.1:{port}/health",
-        env={**env, "PYTHONPATH": str(REPO)},
-        inherit_env=False,
-        cwd=REPO,
-        log_path=state / "tools.log",
-        startup_timeout=300,  # the first run embeds the corpus
+def stack_launches(
+    model: ScriptedModel, state: Path, *, light_tools: bool, catalog_rate_limits: bool
+) -> list[Launch]:
+    """Gateway + tool server + agent (local_stack.stack), every alias served by the scripted model."""
+    return plan(
+        load_config({"profile": "dev"}),
+        state_dir=state,
+        environ=hermetic_environ(os.environ),
+        # No Bedrock quotas on the scripted model (--catalog-rate-limits shows what they would do).
+        upstream=scripted_upstream(model, rate_limits=catalog_rate_limits),
+        master_key=MASTER_KEY,
+        environment="soak",
+        light_tools=light_tools,
+        index_cache=SHARED_INDEX_CACHE,
+        with_guardrail_policy=False,
+        startup_timeouts={"gateway": 120, "tools": 300, "agent": 60},  # the first run embeds the corpus
     )
 
 
@@ -214,65 +175,43 @@ def run_session(
 
 def soak(args: argparse.Namespace) -> Report:
     report = Report(args.sessions, args.turns, args.concurrency, max_rss_growth_mib=args.max_rss_growth_mib)
-    config = load_config({"profile": "dev"})
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp, ScriptedModel(responder) as model:
         state = Path(tmp)
-        # No Bedrock quotas on the scripted model (--catalog-rate-limits shows what they would do).
-        upstream = Upstream(
-            api_base=model.base_url, model=model.model_name, rate_limits=args.catalog_rate_limits
+        launches = stack_launches(
+            model, state, light_tools=args.light_tools, catalog_rate_limits=args.catalog_rate_limits
         )
-        gateway = prepare_for_upstream(
-            config,
-            upstream,
-            state_dir=state / "gateway",
-            port=free_port(),
-            master_key=MASTER_KEY,
-        )
-        tools_port, agent_port = free_port(), free_port()
-        proxy = ManagedProcess(
-            gateway.argv,
-            health_url=f"{gateway.url}/health/liveliness",
-            env=gateway.env,
-            inherit_env=False,
-            log_path=state / "litellm.log",
-            startup_timeout=120,
-        )
-        tools = tools_process(tools_port, state, args.light_tools)
-        logger.info("starting the LiteLLM proxy and the tool server (logs in %s)", state)
-        with proxy, tools:
-            agent = agent_process(
-                gateway.url, f"http://127.0.0.1:{tools_port}/mcp", agent_port, state, args.turn_timeout
+        logger.info("starting the LiteLLM proxy, the tool server and the agent (logs in %s)", state / "logs")
+        with LocalStack(launches, state / "logs") as stack:
+            agent = stack["agent"]
+            url = stack.url("agent")
+            for index in range(args.concurrency * 2):  # warm-up: imports, MCP session, first allocations
+                run_session(url, 10_000 + index, 3, args.turn_timeout, lambda ms, problem: None)
+            cpu_start, rss_start = cpu_ms(agent.pid), rss_mib(agent.pid)
+            latencies: list[float] = []
+            lock = threading.Lock()
+
+            def record(ms: float, problem: str | None) -> None:
+                with lock:
+                    latencies.append(ms)
+                    if problem:
+                        report.errors += 1
+                        if len(report.error_samples) < 5:
+                            report.error_samples.append(problem)
+
+            logger.info(
+                "soak: %d sessions x %d turns, %d concurrent", args.sessions, args.turns, args.concurrency
             )
-            with agent:
-                url = f"http://127.0.0.1:{agent_port}"
-                for index in range(args.concurrency * 2):  # warm-up: imports, MCP session, first allocations
-                    run_session(url, 10_000 + index, 3, args.turn_timeout, lambda ms, problem: None)
-                cpu_start, rss_start = cpu_ms(agent.pid), rss_mib(agent.pid)
-                latencies: list[float] = []
-                lock = threading.Lock()
-
-                def record(ms: float, problem: str | None) -> None:
-                    with lock:
-                        latencies.append(ms)
-                        if problem:
-                            report.errors += 1
-                            if len(report.error_samples) < 5:
-                                report.error_samples.append(problem)
-
-                logger.info(
-                    "soak: %d sessions x %d turns, %d concurrent", args.sessions, args.turns, args.concurrency
-                )
-                started = time.monotonic()
-                with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-                    futures = [
-                        pool.submit(run_session, url, session, args.turns, args.turn_timeout, record)
-                        for session in range(args.sessions)
-                    ]
-                    for future in futures:
-                        future.result()
-                report.duration_s = time.monotonic() - started
-                report.agent_cpu_ms_per_turn = (cpu_ms(agent.pid) - cpu_start) / max(1, len(latencies))
-                report.agent_rss_mib_start, report.agent_rss_mib_end = rss_start, rss_mib(agent.pid)
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                futures = [
+                    pool.submit(run_session, url, session, args.turns, args.turn_timeout, record)
+                    for session in range(args.sessions)
+                ]
+                for future in futures:
+                    future.result()
+            report.duration_s = time.monotonic() - started
+            report.agent_cpu_ms_per_turn = (cpu_ms(agent.pid) - cpu_start) / max(1, len(latencies))
+            report.agent_rss_mib_start, report.agent_rss_mib_end = rss_start, rss_mib(agent.pid)
     report.turns = len(latencies)
     report.turns_per_s = report.turns / report.duration_s if report.duration_s else 0.0
     ordered = sorted(latencies)

@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import free_port
+from local_stack.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -83,6 +83,7 @@ RULES: list[tuple[str, Kind]] = [
     # --- offline, cheap: run them
     (r"make help", Offline(timeout=60)),
     (r"make eval-validate", Offline(timeout=180)),
+    (r"\.venv/bin/lint-imports", Offline(timeout=180)),
     (r"make chat", Server("CHAT_PORT", "/_stcore/health")),
     # --- need an AWS account: must stop with a message naming what to set
     (r"make (preflight|bootstrap|deploy|verify)( CONTEXT=.*)?", NeedsAws()),
@@ -101,6 +102,7 @@ RULES: list[tuple[str, Kind]] = [
     (r"make (diff|destroy)( CONTEXT=.*)?", DryRun("cdk against a deployed account")),
     (r"make screenshots", DryRun("browser test + make eval, rewrites docs/images", "tests/frontend/test_artifacts_untracked.py")),
     (r"make (soak|bench-\S+)( \S+=\S+)*", DryRun("load and benchmarks: minutes of CPU")),
+    (r"make mutation( MUTATION_ARGS=\".*\")?", DryRun("mutmut: tens of minutes per package on 2 cores", "tests/scripts/test_mutation.py")),
     (r"GATEWAY_UPSTREAM_BASE=\S+( [A-Z_]+=\S+)* make local", DryRun("starts four processes on fixed ports", "tests/e2e/test_local_mode.py")),
     (r"GATEWAY_UPSTREAM_BASE=\S+( GATEWAY_UPSTREAM_MODEL=\S+)? make gateway", DryRun("the real LiteLLM proxy", "tests/llm_gateway/")),
     (r"cdk synth( -c \S+)+", DryRun("= make synth CONTEXT=\"-c ...\" (cdk is node_modules/.bin/cdk)", "tests/test_app_modes.py")),

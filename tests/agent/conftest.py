@@ -14,7 +14,7 @@ from agent.memory import LocalMemory
 from agent.service import AgentService
 from agent.telemetry import Telemetry
 from agent.tool_client import StaticTools
-from tests.agent.scripted_strands import ScriptedStrandsModel
+from local_stack.scripted_strands import ScriptedStrandsModel
 
 PASSAGES = [
     {

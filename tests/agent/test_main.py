@@ -13,8 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from agent.main import create_app
+from local_stack.scripted_strands import Call, Say
 from tests.agent.http_support import DEPLOYED, LOCAL
-from tests.agent.scripted_strands import Call, Say
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,7 +123,7 @@ def test_model_failure_is_502(client, model):
     import httpx
     import openai
 
-    from tests.agent.scripted_strands import Boom
+    from local_stack.scripted_strands import Boom
 
     request = httpx.Request("POST", "http://gateway/v1/chat/completions")
     model.enqueue(Boom(openai.APIConnectionError(request=request)))

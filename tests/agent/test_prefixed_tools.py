@@ -23,8 +23,8 @@ from strands import tool
 from agent.identity import Caller
 from agent.payload import Invocation
 from agent.tool_client import McpTools, StaticTools, bare_tool_name, local_headers
+from local_stack.scripted_strands import Call, Say
 from tests.agent.conftest import PASSAGES
-from tests.agent.scripted_strands import Call, Say
 from tools import specs
 
 SESSION = "s-" + "p" * 32

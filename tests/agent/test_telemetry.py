@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agent.identity import Caller
 from agent.payload import Invocation
 from agent.telemetry import Telemetry
-from tests.agent.scripted_strands import Say
+from local_stack.scripted_strands import Say
 
 SESSION = "s-" + "d" * 32
 

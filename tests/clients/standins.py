@@ -2,55 +2,36 @@
 
 - `CognitoStandIn`: Cognito managed login's OAuth endpoints (authorize, token, revoke, logout) with
   real RS256 JWTs, PKCE (S256) verification, refresh and client credentials. It stands in for AWS.
-- `ReplayAgent`: replays recorded, contract-conformant `/invocations` answers (SSE byte streams or
-  JSON) and records every request, for rendering tests of the chat and the client layer.
+- `ReplayAgent` (local_stack/replay_agent.py, shared with benchmarks/chat_client.py): replays
+  recorded, contract-conformant `/invocations` answers; `Recorded.recording(name)` reads one of the
+  recordings in tests/clients/recordings/.
+
+Both build on the one loopback stand-in base class, local_stack/loopback.py.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from local_stack import replay_agent
+from local_stack.loopback import LoopbackHandler, LoopbackServer
+from local_stack.replay_agent import ReplayAgent
+
+__all__ = ["CognitoStandIn", "Recorded", "ReplayAgent"]
+
 RECORDINGS = Path(__file__).parent / "recordings"
-
-
-class _Server:
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> Any:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> Any:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --- Cognito ------------------------------------------------------------------------------------
@@ -66,7 +47,7 @@ class _Grant:
 
 
 @dataclass
-class CognitoStandIn(_Server):
+class CognitoStandIn(LoopbackServer):
     """Issues tokens like Cognito's `/oauth2/token`; `access_ttl` controls expiry."""
 
     public_client_id: str = "browser-client"
@@ -81,7 +62,7 @@ class CognitoStandIn(_Server):
         self._refresh: dict[str, tuple[str, str, str]] = {}  # token -> (client, username, scope)
         self.revoked: set[str] = set()
         self._lock = threading.Lock()
-        super().__init__(self._handler())
+        LoopbackServer.__init__(self)
 
     @property
     def issuer(self) -> str:
@@ -145,20 +126,14 @@ class CognitoStandIn(_Server):
             body["refresh_token"] = token
         return body
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def handler_class(self) -> type[LoopbackHandler]:
         idp = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+        class Handler(LoopbackHandler):
+            protocol_version = "HTTP/1.0"  # the redirects carry no body: the connection closes after each
 
             def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, body)
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
@@ -247,72 +222,9 @@ class CognitoStandIn(_Server):
 # --- agent replay -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """One recorded answer: status, content type and the exact body bytes (sent in chunks)."""
-
-    body: bytes
-    status: int = 200
-    content_type: str = "text/event-stream"
-    chunk_delay: float = 0.0
-    headers: tuple[tuple[str, str], ...] = ()
+class Recorded(replay_agent.Recorded):
+    """local_stack's recorded answer, plus the recordings kept with these tests."""
 
     @classmethod
-    def recording(cls, name: str, **kwargs: Any) -> Recorded:
-        return cls((RECORDINGS / name).read_bytes(), **kwargs)
-
-    @classmethod
-    def error(cls, status: int, code: str, message: str, trace_id: str = "") -> Recorded:
-        body = json.dumps({"error": {"code": code, "message": message, "trace_id": trace_id}}).encode()
-        return cls(body, status=status, content_type="application/json")
-
-
-class ReplayAgent(_Server):
-    """Answers `POST /invocations` with queued recordings, first in first out; records requests."""
-
-    def __init__(self, require_bearer: str | None = None) -> None:
-        self.queue: deque[Recorded] = deque()
-        self.requests: list[dict[str, Any]] = []
-        self.require_bearer = require_bearer
-        super().__init__(self._handler())
-
-    def enqueue(self, *answers: Recorded) -> None:
-        self.queue.extend(answers)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        agent = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                agent.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": json.loads(body),
-                    }
-                )
-                if not agent.queue:
-                    answer = Recorded.error(500, "internal_error", "nothing queued in the replay agent")
-                else:
-                    answer = agent.queue.popleft()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.content_type)
-                for name, value in answer.headers:
-                    self.send_header(name, value)
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for start in range(0, len(answer.body), 64):
-                    self.wfile.write(answer.body[start : start + 64])
-                    self.wfile.flush()
-                    if answer.chunk_delay:
-                        time.sleep(answer.chunk_delay)
-                self.close_connection = True
-
-        return Handler
+    def recording(cls, name: str, **kwargs: Any) -> Self:
+        return cls.from_file(RECORDINGS / name, **kwargs)

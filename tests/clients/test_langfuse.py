@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clients.langfuse import FEEDBACK_SCORE, FeedbackClient, FeedbackError, LangfuseSettings
-from tests.support.otlp_recorder import OtlpRecorder
+from local_stack.otlp_recorder import OtlpRecorder
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

@@ -1,12 +1,11 @@
 """All real processes: scripted model -> LiteLLM proxy -> agent HTTP server -> MCP tool server -> SQLite
-and the embedded index, with spans captured by the OTLP recorder. Started once per test session."""
+and the embedded index, with spans captured by the OTLP recorder. Started once per test session through
+local_stack.stack (the same assembly as `make local`)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +14,21 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_gateway.config import Upstream
-from llm_gateway.local import prepare_for_upstream
+from local_stack import components
+from local_stack.components import Launch
+from local_stack.otlp_recorder import OtlpRecorder
+from local_stack.processes import ManagedProcess
+from local_stack.scripted_model import ScriptedModel, echo_last_user_message
+from local_stack.stack import LocalStack, hermetic_environ, plan, scripted_upstream, warm_agent
 from tests.factories import test_config
-from tests.support.otlp_recorder import OtlpRecorder
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import ScriptedModel
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLIC_KEY, SECRET_KEY = "pk-lf-e2e", "sk-lf-e2e"
 MASTER_KEY = "sk-e2e-master"
 LOCAL_USER = "local-user"
 ENVIRONMENT = "dev"
+# The corpus embeddings are computed once per checkout (keyed by the corpus contents), as for `make local`.
+INDEX_CACHE = REPO / ".local" / "index"
 
 
 @dataclass
@@ -48,53 +50,50 @@ class Stack:
         )
 
 
-def agent_env(
-    *, gateway_url: str, tools_url: str, port: int, langfuse_url: str | None, state: Path
-) -> dict[str, str]:
+def agent_extra(langfuse_url: str | None) -> dict[str, str]:
+    """The e2e agent's own settings: prices for the cost metadata, a short trace export bound, Langfuse."""
     env = {
-        "AGENT_MODE": "local",
-        "LLM_GATEWAY_URL": gateway_url,
-        "LLM_GATEWAY_KEY": MASTER_KEY,
-        "MODEL_ALIAS": "claude-sonnet",
-        "TOOL_GATEWAY_URL": tools_url,
-        "LOCAL_USER": LOCAL_USER,
-        "AGENT_ENVIRONMENT": ENVIRONMENT,
-        "AGENT_PORT": str(port),
-        "AGENT_HOST": "127.0.0.1",
-        "LOCAL_MEMORY_PATH": str(state / f"memory-{port}.db"),
         "MODEL_INPUT_COST_PER_MILLION": "3",
         "MODEL_OUTPUT_COST_PER_MILLION": "15",
         "AGENT_TRACE_EXPORT_TIMEOUT_SECONDS": "1",
-        "PYTHONPATH": str(REPO),
     }
     if langfuse_url:
         env.update(LANGFUSE_HOST=langfuse_url, LANGFUSE_PUBLIC_KEY=PUBLIC_KEY, LANGFUSE_SECRET_KEY=SECRET_KEY)
     return env
 
 
-def start_agent(env: dict[str, str], log: Path) -> ManagedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_", "AGENT_"))}
-    port = env["AGENT_PORT"]
-    return ManagedProcess(
-        [sys.executable, "-m", "agent.main"],
-        health_url=f"http://127.0.0.1:{port}/ping",
-        env={**clean, **env},
-        inherit_env=False,
-        cwd=REPO,
-        log_path=log,
+def agent_launch(
+    *,
+    gateway_url: str,
+    tools_url: str,
+    port: int,
+    langfuse_url: str | None,
+    state: Path,
+    extra: dict[str, str] | None = None,
+) -> Launch:
+    """One more agent process wired to a running gateway and tool server (local_stack.components)."""
+    return components.agent_server(
+        test_config(ENVIRONMENT),
+        port,
+        gateway_url=gateway_url,
+        gateway_key=MASTER_KEY,
+        tools_url=tools_url,
+        memory_path=state / f"memory-{port}.db",
+        environ=hermetic_environ(os.environ),
+        environment=ENVIRONMENT,
+        with_guardrail_policy=False,
+        extra={**agent_extra(langfuse_url), **(extra or {})},
         startup_timeout=30,
     )
 
 
+def start_agent(launch: Launch, log: Path) -> ManagedProcess:
+    return launch.process(log)
+
+
 def warm(url: str) -> None:
     """The first turn waits for the agent's background imports; do it once outside the timed tests."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        response = httpx.post(f"{url}/invocations", json={"prompt": "warm-up"}, timeout=60)
-        if response.status_code == 200:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"agent at {url} never answered a turn: {response.text}")
+    warm_agent(url, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -115,53 +114,35 @@ def langfuse() -> Iterator[OtlpRecorder]:
 
 
 @pytest.fixture(scope="session")
-def gateway(scripted_model: ScriptedModel, e2e_dir: Path) -> Iterator[str]:
-    config = test_config("dev")
-    port = free_port()
-    upstream = Upstream(api_base=scripted_model.base_url, model=scripted_model.model_name)
-    local = prepare_for_upstream(
-        config,
-        upstream,
-        state_dir=e2e_dir / "gateway",
-        port=port,
+def local_stack(scripted_model: ScriptedModel, langfuse: OtlpRecorder, e2e_dir: Path) -> Iterator[LocalStack]:
+    """Gateway and tool server start together, then the agent (local_stack.stack)."""
+    launches = plan(
+        test_config(ENVIRONMENT),
+        state_dir=e2e_dir,
+        environ=hermetic_environ(os.environ),
+        upstream=scripted_upstream(scripted_model),
         master_key=MASTER_KEY,
+        index_cache=INDEX_CACHE,
+        memory_path=e2e_dir / "memory.db",
+        environment=ENVIRONMENT,
+        with_guardrail_policy=False,
+        agent_extra=agent_extra(langfuse.url),
+        startup_timeouts={"gateway": 90, "tools": 90, "agent": 30},
     )
-    with ManagedProcess(
-        local.argv,
-        health_url=f"{local.url}/health/liveliness",
-        env=local.env,
-        inherit_env=False,
-        log_path=e2e_dir / "litellm.log",
-        startup_timeout=90,
-    ):
-        yield local.url
+    with LocalStack(launches, e2e_dir / "logs") as stack:
+        warm(stack.url("agent"))
+        scripted_model.reset()
+        yield stack
 
 
 @pytest.fixture(scope="session")
-def tool_server(e2e_dir: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
-    db = e2e_dir / "tickets.db"
-    env = {k: v for k, v in os.environ.items() if k != "TAVILY_API_KEY"}
-    with ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "tools.server",
-            "--port",
-            str(port),
-            "--db",
-            str(db),
-            "--index-cache",
-            str(e2e_dir / "index"),
-        ],
-        health_url=f"http://127.0.0.1:{port}/health",
-        env=env,
-        inherit_env=False,
-        cwd=REPO,
-        log_path=e2e_dir / "tools.log",
-        startup_timeout=90,
-    ):
-        yield f"http://127.0.0.1:{port}/mcp", db
+def gateway(local_stack: LocalStack) -> str:
+    return local_stack.url("gateway")
+
+
+@pytest.fixture(scope="session")
+def tool_server(local_stack: LocalStack, e2e_dir: Path) -> tuple[str, Path]:
+    return local_stack.url("tools"), e2e_dir / "tickets.db"
 
 
 @pytest.fixture(scope="session")
@@ -170,18 +151,11 @@ def stack(
     langfuse: OtlpRecorder,
     gateway: str,
     tool_server: tuple[str, Path],
+    local_stack: LocalStack,
     e2e_dir: Path,
-) -> Iterator[Stack]:
+) -> Stack:
     tools_url, db = tool_server
-    port = free_port()
-    env = agent_env(
-        gateway_url=gateway, tools_url=tools_url, port=port, langfuse_url=langfuse.url, state=e2e_dir
-    )
-    with start_agent(env, e2e_dir / "agent.log"):
-        url = f"http://127.0.0.1:{port}"
-        warm(url)
-        scripted_model.reset()
-        yield Stack(scripted_model, langfuse, gateway, tools_url, url, db, e2e_dir)
+    return Stack(scripted_model, langfuse, gateway, tools_url, local_stack.url("agent"), db, e2e_dir)
 
 
 @pytest.fixture(autouse=True)
@@ -191,8 +165,6 @@ def _fresh_model(request: pytest.FixtureRequest) -> Iterator[None]:
     if "stack" in request.fixturenames:
         model: ScriptedModel = request.getfixturevalue("scripted_model")
         model.reset()
-        from tests.support.scripted_model import echo_last_user_message
-
         model.responder = echo_last_user_message
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -11,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ENVIRONMENT, LOCAL_USER, REPO, Stack, agent_env, sse_events, start_agent, warm
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import Failure, Text, ToolCall, ToolCalls
+from local_stack import components
+from local_stack.processes import ManagedProcess, free_port
+from local_stack.scripted_model import Failure, Text, ToolCall, ToolCalls
+from local_stack.stack import hermetic_environ
+from tests.e2e.conftest import ENVIRONMENT, INDEX_CACHE, LOCAL_USER, Stack, agent_launch, sse_events, warm
 from tests.support.trace_contract import assert_turn_trace
 from tools.tickets import SqliteTicketRepository
 
@@ -277,10 +280,10 @@ def test_trace_backend_down_does_not_fail_or_slow_a_turn(stack: Stack) -> None:
 def test_tool_server_down(stack: Stack, e2e_dir) -> None:
     port = free_port()
     dead_tools = f"http://127.0.0.1:{free_port()}/mcp"
-    env = agent_env(
+    agent = agent_launch(
         gateway_url=stack.gateway_url, tools_url=dead_tools, port=port, langfuse_url=None, state=e2e_dir
     )
-    with start_agent(env, e2e_dir / "agent-no-tools.log"):
+    with agent.process(e2e_dir / "agent-no-tools.log"):
         url = f"http://127.0.0.1:{port}"
         warm(url)
         stack.model.reset()
@@ -311,23 +314,14 @@ def test_tool_server_restart_is_survived(stack: Stack, e2e_dir) -> None:
     tools_port, agent_port = free_port(), free_port()
 
     def tool_server() -> ManagedProcess:
-        return ManagedProcess(
-            [
-                sys.executable,
-                "-m",
-                "tools.server",
-                "--port",
-                str(tools_port),
-                "--db",
-                str(e2e_dir / "restart.db"),
-                "--index-cache",
-                str(e2e_dir / "index"),
-            ],
-            health_url=f"http://127.0.0.1:{tools_port}/health",
-            cwd=REPO,
-            log_path=e2e_dir / "tools-restart.log",
+        launch = components.tool_server(
+            tools_port,
+            db=e2e_dir / "restart.db",
+            environ=hermetic_environ(os.environ),
+            index_cache=INDEX_CACHE,
             startup_timeout=90,
         )
+        return launch.process(e2e_dir / "tools-restart.log")
 
     def turn(index: int) -> dict[str, Any]:
         stack.model.enqueue(ToolCalls([ToolCall("list_tickets", {"limit": 3})]), Text(f"Answer {index}."))
@@ -338,7 +332,7 @@ def test_tool_server_restart_is_survived(stack: Stack, e2e_dir) -> None:
         assert response.json()["answer"] == f"Answer {index}."
         return dict(response.json()["metadata"]["tools"][0])
 
-    env = agent_env(
+    agent = agent_launch(
         gateway_url=stack.gateway_url,
         tools_url=f"http://127.0.0.1:{tools_port}/mcp",
         port=agent_port,
@@ -347,7 +341,7 @@ def test_tool_server_restart_is_survived(stack: Stack, e2e_dir) -> None:
     )
     server = tool_server().start()
     try:
-        with start_agent(env, e2e_dir / "agent-restart.log"):
+        with agent.process(e2e_dir / "agent-restart.log"):
             warm(f"http://127.0.0.1:{agent_port}")
             stack.model.reset()
             assert turn(1)["status"] == "success"

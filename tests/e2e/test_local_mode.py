@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.otlp_recorder import OtlpRecorder
-from tests.support.processes import free_port
-from tests.support.scripted_model import ScriptedModel, Text
+from local_stack.otlp_recorder import OtlpRecorder
+from local_stack.processes import free_port
+from local_stack.scripted_model import ScriptedModel, Text
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -162,19 +162,10 @@ def test_ctrl_c_during_start_up_stops_what_was_started(tmp_path: Path) -> None:
 def test_agent_environment_carries_the_config_guardrail_and_identity() -> None:
     from agent.guardrails import LocalPolicy
     from agent.settings import Settings
-    from scripts.local import agent_environment
     from tests.factories import test_config
 
     config = test_config("dev")
-    env = agent_environment(
-        config,
-        profile="dev",
-        gateway_url="http://127.0.0.1:4000",
-        gateway_key="sk-run",
-        tools_url="http://127.0.0.1:8765/mcp",
-        port=8080,
-        environ={"HOME": "/home/x", "AGENT_MODE": "agentcore"},
-    )
+    env = _agent_env({"HOME": "/home/x", "AGENT_MODE": "agentcore"})
     settings = Settings.from_env(env)
     assert (settings.mode, settings.local_user, settings.model_alias) == (
         "local",
@@ -189,18 +180,21 @@ def test_agent_environment_carries_the_config_guardrail_and_identity() -> None:
 
 
 def _agent_env(environ: dict[str, str]) -> dict[str, str]:
-    from scripts.local import agent_environment
+    """The agent's environment as `make local` builds it (scripts/local.py -> local_stack.stack.plan)."""
+    from local_stack.stack import plan
     from tests.factories import test_config
 
-    return agent_environment(
+    (agent,) = plan(
         test_config("dev"),
-        profile="dev",
+        state_dir=Path("/nonexistent/state"),
+        environ=environ,
+        parts=["agent"],
+        ports={"agent": 8080},
         gateway_url="http://127.0.0.1:4000",
         gateway_key="sk-run",
         tools_url="http://127.0.0.1:8765/mcp",
-        port=8080,
-        environ=environ,
     )
+    return agent.env
 
 
 def test_documented_agent_settings_reach_the_agent_and_nothing_else_does() -> None:
@@ -239,7 +233,7 @@ def test_every_agent_variable_is_either_tunable_or_set_by_the_launcher() -> None
     """A new AGENT_* setting in agent/ must be classified (and documented in docs/local-mode.md)."""
     import re
 
-    from scripts.local import AGENT_LAUNCHER_SET, AGENT_TUNABLES
+    from local_stack.components import AGENT_LAUNCHER_SET, AGENT_TUNABLES
 
     read = set()
     for path in (REPO / "agent").glob("*.py"):

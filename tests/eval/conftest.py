@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from eval.dataset import GoldenCase, load_dataset
-from tests.eval.pipeline_stack import PipelineStack, scripted_stack
-from tests.support.otlp_recorder import PROJECT_ID, OtlpRecorder, RecordedRequest, RecordedSpan, Route
+from local_stack.otlp_recorder import PROJECT_ID, OtlpRecorder, RecordedRequest, RecordedSpan, Route
+from scripts.eval_pipeline import PipelineStack, scripted_stack
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "eval" / "datasets" / "golden.jsonl"

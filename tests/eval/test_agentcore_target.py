@@ -18,8 +18,8 @@ import pytest
 from moto import mock_aws
 
 from eval.agent import AgentCallError, agentcore_from_environment, new_session_id
+from scripts.eval_pipeline import PipelineStack
 from tests.clients.standins import CognitoStandIn
-from tests.eval.pipeline_stack import PipelineStack
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from eval.judge import Judge, MalformedVerdict, Passage, parse_verdict
-from tests.support.scripted_model import Failure, ScriptedModel, Text
+from local_stack.scripted_model import Failure, ScriptedModel, Text
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ from eval.langfuse_io import (
 from eval.online import run_online
 from eval.runner import CaseScorer, RunSettings
 from eval.scores import METRICS
+from scripts.eval_pipeline import PipelineStack
 from tests.eval.conftest import OBSERVATIONS_PATH, PUBLIC_KEY, SECRET_KEY, LangfuseStandIn
-from tests.eval.pipeline_stack import PipelineStack
 
 pytestmark = pytest.mark.slow
 

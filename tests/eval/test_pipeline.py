@@ -17,9 +17,9 @@ from eval.evaluators import price_table_from_config
 from eval.judge import Judge
 from eval.report import load_report
 from eval.runner import CaseScorer, RunSettings, run_local
+from local_stack.processes import free_port
+from scripts.eval_pipeline import PipelineStack
 from tests.eval.conftest import PUBLIC_KEY, SECRET_KEY, LangfuseStandIn
-from tests.eval.pipeline_stack import PipelineStack
-from tests.support.processes import free_port
 
 pytestmark = pytest.mark.slow
 

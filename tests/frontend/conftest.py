@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from local_stack.otlp_recorder import OtlpRecorder
 from tests.clients.standins import CognitoStandIn, ReplayAgent
-from tests.support.otlp_recorder import OtlpRecorder
 
 APP = str(Path(__file__).resolve().parents[2] / "frontend" / "app.py")
 CHAT_ENV = (

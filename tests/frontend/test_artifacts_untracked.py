@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-import tests.eval.screenshot_report as screenshot_report
+import scripts.screenshot_report as screenshot_report
 import tests.frontend.test_browser as test_browser
 import tests.frontend.test_browser_login as test_browser_login
 from eval.report import write_reports

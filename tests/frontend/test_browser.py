@@ -15,25 +15,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from llm_gateway.config import Upstream
-from llm_gateway.local import prepare_for_upstream
-from tests.e2e.conftest import PUBLIC_KEY, SECRET_KEY, agent_env, start_agent, warm
+from local_stack.loopback import LoopbackHandler, LoopbackServer
+from local_stack.otlp_recorder import OtlpRecorder
+from local_stack.scripted_model import ScriptedModel, Text, ToolCall, ToolCalls
+from local_stack.stack import PARTS, hermetic_environ, plan, scripted_upstream
+from local_stack.stack import LocalStack as BrowserStack
+from tests.e2e.conftest import INDEX_CACHE, PUBLIC_KEY, SECRET_KEY, agent_extra, warm
 from tests.factories import test_config
-from tests.support.otlp_recorder import OtlpRecorder
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import ScriptedModel, Text, ToolCall, ToolCalls
 
 pytestmark = pytest.mark.slow
 
@@ -57,30 +54,34 @@ new MutationObserver(() => {
 """
 
 
-class SlowRelay:
+class SlowRelay(LoopbackServer):
     """Relays the gateway's calls to the scripted model, pacing each streamed chunk like a real model.
 
     The scripted model answers in microseconds; a real one takes tens of milliseconds per token. Pacing
     lets the browser see the answer grow, which is what this test checks.
     """
 
+    model_name = "scripted-model"
+
     def __init__(self, upstream: str, delay: float = 0.02) -> None:
-        relay = self
         self.upstream = upstream.rstrip("/")
         self.delay = delay
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+    def handler_class(self) -> type[LoopbackHandler]:
+        relay = self
 
+        class Handler(LoopbackHandler):
             def do_GET(self) -> None:
                 response = httpx.get(relay.upstream + self.path, timeout=30)
                 self._reply(response.status_code, response.headers.get("content-type", ""), response.content)
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 headers = {"Content-Type": "application/json"}
                 with httpx.stream(
                     "POST", relay.upstream + self.path, content=body, headers=headers, timeout=60
@@ -101,27 +102,9 @@ class SlowRelay:
                 self.close_connection = True
 
             def _reply(self, status: int, content_type: str, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type or "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_bytes(status, data, content_type or "application/json")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> SlowRelay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return Handler
 
 
 @dataclass
@@ -139,103 +122,34 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_stack(work_dir: Path) -> Iterator[LocalStack]:
-    config = test_config("dev")
+    """The whole local stack with the chat, through local_stack.stack (as `make local` starts it)."""
     with (
         ScriptedModel() as model,
         SlowRelay(model.base_url.removesuffix("/v1")) as relay,
         OtlpRecorder(public_key=PUBLIC_KEY, secret_key=SECRET_KEY) as langfuse,
     ):
-        upstream = Upstream(api_base=relay.base_url, model=model.model_name)
-        gateway = prepare_for_upstream(
-            config,
-            upstream,
-            state_dir=work_dir / "gateway",
-            port=free_port(),
-            master_key=MASTER_KEY,
-        )
-        tools_port, agent_port, chat_port = free_port(), free_port(), free_port()
-        tools = ManagedProcess(
-            [
-                sys.executable,
-                "-m",
-                "tools.server",
-                "--port",
-                str(tools_port),
-                "--db",
-                str(work_dir / "tickets.db"),
-                "--index-cache",
-                str(work_dir / "index"),
-            ],
-            health_url=f"http://127.0.0.1:{tools_port}/health",
-            env={k: v for k, v in os.environ.items() if k != "TAVILY_API_KEY"},
-            inherit_env=False,
-            cwd=REPO,
-            log_path=work_dir / "tools.log",
-            startup_timeout=90,
-        )
-        proxy = ManagedProcess(
-            gateway.argv,
-            health_url=f"{gateway.url}/health/liveliness",
-            env=gateway.env,
-            inherit_env=False,
-            log_path=work_dir / "litellm.log",
-            startup_timeout=90,
-        )
-        with proxy, tools:
-            env = agent_env(
-                gateway_url=gateway.url,
-                tools_url=f"http://127.0.0.1:{tools_port}/mcp",
-                port=agent_port,
-                langfuse_url=langfuse.url,
-                state=work_dir,
-            )
-            env["LLM_GATEWAY_KEY"] = MASTER_KEY
-            with start_agent(env, work_dir / "agent.log"):
-                agent_url = f"http://127.0.0.1:{agent_port}"
-                warm(agent_url)
-                model.reset()
-                with _chat(chat_port, agent_url, langfuse.url, work_dir / "chat.log"):
-                    yield LocalStack(model, langfuse, agent_url, f"http://127.0.0.1:{chat_port}/")
-
-
-def _chat(port: int, agent_url: str, langfuse_url: str, log: Path) -> ManagedProcess:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "CHAT_", "AGENT_", "COGNITO_"))
-    }
-    return ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "frontend" / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--client.toolbarMode",
-            "viewer",
-            "--browser.gatherUsageStats",
-            "false",
-            "--client.showErrorDetails",
-            "none",
-        ],
-        health_url=f"http://127.0.0.1:{port}/_stcore/health",
-        env={
-            **clean,
-            "CHAT_MODE": "local",
-            "AGENT_URL": agent_url,
-            "LANGFUSE_HOST": langfuse_url,
+        langfuse_env = {
+            "LANGFUSE_HOST": langfuse.url,
             "LANGFUSE_PUBLIC_KEY": PUBLIC_KEY,
             "LANGFUSE_SECRET_KEY": SECRET_KEY,
-        },
-        inherit_env=False,
-        cwd=REPO,
-        log_path=log,
-        startup_timeout=60,
-    )
+        }
+        launches = plan(
+            test_config("dev"),
+            state_dir=work_dir,
+            environ=hermetic_environ(os.environ),
+            upstream=scripted_upstream(relay),
+            parts=PARTS,
+            master_key=MASTER_KEY,
+            index_cache=INDEX_CACHE,
+            with_guardrail_policy=False,
+            agent_extra=agent_extra(langfuse.url),
+            chat_extra=langfuse_env,
+            startup_timeouts={"gateway": 90, "tools": 90, "agent": 30, "frontend": 60},
+        )
+        with BrowserStack(launches, work_dir / "logs") as stack:
+            warm(stack.url("agent"))
+            model.reset()
+            yield LocalStack(model, langfuse, stack.url("agent"), f"{stack.url('frontend')}/")
 
 
 def _tool_payload(request: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import jwt
 import pytest
 
+from local_stack.processes import ManagedProcess, free_port
 from tests.clients.standins import CognitoStandIn, Recorded, ReplayAgent
-from tests.support.processes import ManagedProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -4,18 +4,18 @@ It keeps teams and keys in memory with the status codes LiteLLM answers (`/team/
 unknown team, `/key/info` 404 "Key not found in database", duplicate team ids 400, virtual keys must
 start with `sk-`), checks the master key on every request, records every request exactly
 (method, path, query, JSON body), and can fail the next call to a route to simulate a partial failure.
-It also answers `/health/readiness`.
+It also answers `/health/readiness`. Built on the one loopback stand-in base class (local_stack/loopback.py).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from local_stack.loopback import LoopbackHandler, LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Recorded:
         return f"{self.method} {self.path}"
 
 
-class AdminRecorder:
+class AdminRecorder(LoopbackServer):
     """Runs on a free loopback port in a background thread (a context manager)."""
 
     def __init__(self, master_key: str) -> None:
@@ -40,13 +40,7 @@ class AdminRecorder:
         self.requests: list[Recorded] = []
         self._failures: dict[str, list[list[int]]] = defaultdict(list)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__()
 
     def fail_next(self, route: str, status: int = 500, after: int = 0) -> None:
         """Answer a request to `route` (e.g. "POST /key/generate") with `status`, after `after` normal ones."""
@@ -59,14 +53,6 @@ class AdminRecorder:
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
-
-    def __enter__(self) -> AdminRecorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _handle(self, method: str, path: str, query: dict[str, str], body: Any, auth: str) -> tuple[int, Any]:
         with self._lock:
@@ -124,20 +110,13 @@ class AdminRecorder:
             return 200, dict(self.keys[body["key"]])
         return 404, {"detail": "Not Found"}
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def handler_class(self) -> type[LoopbackHandler]:
         recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(LoopbackHandler):
             def _serve(self, method: str) -> None:
                 parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                body = self.read_json()
                 status, payload = recorder._handle(
                     method,
                     parts.path,
@@ -145,12 +124,7 @@ class AdminRecorder:
                     body,
                     self.headers.get("Authorization", ""),
                 )
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, payload)
 
             def do_GET(self) -> None:
                 self._serve("GET")

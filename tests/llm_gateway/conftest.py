@@ -13,8 +13,8 @@ import pytest
 from config import AppConfig, build_config
 from llm_gateway.config import Upstream
 from llm_gateway.local import LocalGateway, prepare
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import ScriptedModel
+from local_stack.processes import ManagedProcess, free_port
+from local_stack.scripted_model import ScriptedModel
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

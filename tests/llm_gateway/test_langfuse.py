@@ -10,10 +10,10 @@ import pytest
 
 from llm_gateway.config import Upstream
 from llm_gateway.local import prepare
+from local_stack.otlp_recorder import LANGFUSE_TRACES_PATH, OtlpRecorder
+from local_stack.processes import ManagedProcess, free_port
+from local_stack.scripted_model import ScriptedModel, Text
 from tests.llm_gateway.conftest import scripted_catalog_config
-from tests.support.otlp_recorder import LANGFUSE_TRACES_PATH, OtlpRecorder
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import ScriptedModel, Text
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from local_stack.scripted_model import Failure, Text, ToolCall, ToolCalls
 from tests.llm_gateway.conftest import BACKUP_PRICE, LIMITED_RPM, PRIMARY_PRICE, RunningGateway
-from tests.support.scripted_model import Failure, Text, ToolCall, ToolCalls
 
 pytestmark = pytest.mark.slow
 

@@ -119,7 +119,7 @@ def drive_agent(located: Located, checker: Checker, recorder: Recorder, _tmp: Pa
     from agent.settings import Settings
     from agent.telemetry import Telemetry
     from agent.tool_client import StaticTools
-    from tests.agent.scripted_strands import Say, ScriptedStrandsModel
+    from local_stack.scripted_strands import Say, ScriptedStrandsModel
 
     env = {**located.environment, "AWS_REGION": REGION}
     SecretsStandIn(

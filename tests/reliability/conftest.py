@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.support.processes import ManagedProcess, free_port
+from local_stack import components
+from local_stack.processes import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,17 +35,9 @@ def store_state(db: Path) -> str:
 
 
 def light_tool_server(db: Path, log: Path, port: int | None = None) -> ManagedProcess:
-    """The real tool server app with the keyword knowledge backend (tests/reliability/light_tools.py)."""
-    port = port or free_port()
-    return ManagedProcess(
-        [sys.executable, "-m", "tests.reliability.light_tools", "--port", str(port), "--db", str(db)],
-        health_url=f"http://127.0.0.1:{port}/health",
-        env={"PYTHONPATH": str(REPO)},
-        cwd=REPO,
-        log_path=log,
-        startup_timeout=60,
-        grace_period=3,
-    )
+    """The real tool server app with the keyword knowledge backend (local_stack/light_tools.py)."""
+    launch = components.tool_server(port or free_port(), db=db, environ={}, light=True, startup_timeout=60)
+    return launch.process(log, grace_period=3)
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,10 @@ from agent.payload import Invocation
 from agent.service import AgentService, classify_failure
 from agent.telemetry import Telemetry
 from agent.tool_client import StaticTools
+from local_stack.scripted_strands import Boom, Call, Say
 from tests.agent.conftest import make_service, model  # noqa: F401  (fixtures)
 from tests.agent.http_support import serve, settings
 from tests.agent.model_stub import Answer, GatewayStub, Hang, Limited
-from tests.agent.scripted_strands import Boom, Call, Say
 
 CALLER = Caller("alice")
 SESSION = "s-" + "d" * 32

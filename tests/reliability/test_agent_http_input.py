@@ -13,9 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from agent.main import create_app
+from local_stack.scripted_strands import Say
 from tests.agent.conftest import make_service, model  # noqa: F401  (fixtures)
 from tests.agent.http_support import DEPLOYED, LOCAL, LOCAL_URL, raw_exchange, serve, settings
-from tests.agent.scripted_strands import Say
 
 JSON = {"Content-Type": "application/json"}
 

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from local_stack.scripted_strands import Say, ScriptedStrandsModel
 from tests.agent.conftest import make_service, model  # noqa: F401  (fixtures)
 from tests.agent.http_support import serve, settings
-from tests.agent.scripted_strands import Say, ScriptedStrandsModel
 
 STREAMS = 50  # more than Starlette's 40-thread pool, which the SDK's stream bridge holds per stream
 STREAM_SECONDS = 3.0

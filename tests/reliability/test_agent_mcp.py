@@ -26,9 +26,9 @@ from agent.identity import Caller
 from agent.main import create_app
 from agent.payload import Invocation
 from agent.tool_client import McpTools, ToolsUnavailable, local_headers
+from local_stack.scripted_strands import Call, Say
 from tests.agent.conftest import make_service, model  # noqa: F401  (fixtures)
 from tests.agent.http_support import LOCAL, LOCAL_URL, free_port
-from tests.agent.scripted_strands import Call, Say
 
 CALLER = Caller("alice")
 SESSION = "s-" + "m" * 32

@@ -4,7 +4,7 @@ Each fault is injected where it happens in production (the model server answers 
 the connection; the tool server process is frozen with SIGSTOP, killed and restarted; the trace backend
 accepts connections and never answers) and the test asserts what the user sees (HTTP status, contract
 error code from docs/agent-api.md) and how long it took (bounded by the agent's deadlines, which are set
-short here). The tool server is tests/reliability/light_tools.py (the real server app without the
+short here). The tool server is local_stack/light_tools.py (the real server app without the
 embedding index, so a restart takes seconds)."""
 
 from __future__ import annotations
@@ -21,13 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_gateway.config import Upstream
-from llm_gateway.local import prepare_for_upstream
-from tests.e2e.conftest import MASTER_KEY, agent_env, sse_events, start_agent, warm
-from tests.factories import test_config
-from tests.reliability.conftest import light_tool_server
-from tests.support.processes import ManagedProcess, free_port
-from tests.support.scripted_model import (
+from local_stack.processes import ManagedProcess
+from local_stack.scripted_model import (
     Failure,
     Hang,
     Reset,
@@ -37,6 +32,10 @@ from tests.support.scripted_model import (
     ToolCalls,
     echo_last_user_message,
 )
+from local_stack.stack import LocalStack, hermetic_environ, plan, scripted_upstream
+from tests.e2e.conftest import MASTER_KEY, agent_extra, sse_events, warm
+from tests.factories import test_config
+from tests.reliability.conftest import light_tool_server
 
 pytestmark = pytest.mark.slow
 
@@ -83,56 +82,45 @@ def blackhole() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory, blackhole: str) -> Iterator[Faults]:
+    """Gateway + light tool server + agent through local_stack.stack, the agent's deadlines short."""
     state = tmp_path_factory.mktemp("faults")
-    config = test_config("dev")
     with ScriptedModel() as model:
-        upstream = Upstream(api_base=model.base_url, model=model.model_name)
-        gateway = prepare_for_upstream(
-            config,
-            upstream,
-            state_dir=state / "gateway",
-            port=free_port(),
+        launches = plan(
+            test_config("dev"),
+            state_dir=state,
+            environ=hermetic_environ(os.environ),
+            upstream=scripted_upstream(model),
             master_key=MASTER_KEY,
+            light_tools=True,
+            memory_path=state / "memory.db",
+            with_guardrail_policy=False,
+            agent_extra={
+                **agent_extra(blackhole),
+                "AGENT_TOOL_TIMEOUT_SECONDS": str(TOOL_TIMEOUT),
+                "AGENT_MODEL_TIMEOUT_SECONDS": str(MODEL_TIMEOUT),
+                "AGENT_TURN_DEADLINE_SECONDS": str(TURN_DEADLINE),
+                "AGENT_HEARTBEAT_SECONDS": "1",
+                "AGENT_TRACE_EXPORT_TIMEOUT_SECONDS": str(EXPORT_TIMEOUT),
+            },
+            startup_timeouts={"gateway": 90, "tools": 60, "agent": 30},
         )
-        tools_port, agent_port = free_port(), free_port()
-        proxy = ManagedProcess(
-            gateway.argv,
-            health_url=f"{gateway.url}/health/liveliness",
-            env=gateway.env,
-            inherit_env=False,
-            log_path=state / "litellm.log",
-            startup_timeout=90,
-        )
-        tools = light_tool_server(state / "tickets.db", state / "tools.log", tools_port)
-        proxy.start()
-        try:
-            tools.start()
-            env = agent_env(
-                gateway_url=gateway.url,
-                tools_url=f"http://127.0.0.1:{tools_port}/mcp",
-                port=agent_port,
-                langfuse_url=blackhole,
-                state=state,
+        with LocalStack(launches, state / "logs", grace_period=3) as local:
+            warm(local.url("agent"))
+            model.reset()
+            tools = local.launches["tools"]
+            stack = Faults(
+                model,
+                local.url("gateway"),
+                local.url("agent"),
+                local["tools"],
+                tools.port,
+                state / "tickets.db",
+                state,
             )
-            env.update(
-                AGENT_TOOL_TIMEOUT_SECONDS=str(TOOL_TIMEOUT),
-                AGENT_MODEL_TIMEOUT_SECONDS=str(MODEL_TIMEOUT),
-                AGENT_TURN_DEADLINE_SECONDS=str(TURN_DEADLINE),
-                AGENT_HEARTBEAT_SECONDS="1",
-                AGENT_TRACE_EXPORT_TIMEOUT_SECONDS=str(EXPORT_TIMEOUT),
-            )
-            with start_agent(env, state / "agent.log"):
-                url = f"http://127.0.0.1:{agent_port}"
-                warm(url)
-                model.reset()
-                stack = Faults(model, gateway.url, url, tools, tools_port, state / "tickets.db", state)
-                try:
-                    yield stack
-                finally:
-                    stack.tools.stop()
-        finally:
-            tools.stop()
-            proxy.stop()
+            try:
+                yield stack
+            finally:
+                stack.tools.stop()  # a restarted tool server is not the stack's own process
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,7 @@ from agent.service import AgentService
 from agent.settings import Settings
 from agent.telemetry import Telemetry
 from agent.tool_client import StaticTools
-from tests.agent.scripted_strands import ScriptedStrandsModel
+from local_stack.scripted_strands import ScriptedStrandsModel
 
 SETTINGS = Settings(
     mode="local",

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
+from local_stack.light_tools import build
 from tests.reliability.conftest import store_state
-from tests.reliability.light_tools import build
 from tests.reliability.mcp_http import RawMcpSession
 from tools import specs
 from tools.server import ToolFailure, ToolServer

@@ -8,19 +8,18 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llm_gateway.local import UpstreamError, check_upstream, upstreams_from_env
+from local_stack.loopback import LoopbackHandler, LoopbackServer
+from local_stack.processes import free_port
+from local_stack.scripted_model import ScriptedModel
 from tests.factories import test_config
-from tests.support.processes import free_port
-from tests.support.scripted_model import ScriptedModel
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -197,7 +196,9 @@ def test_make_local_starts_the_chat_with_the_same_flags_as_make_chat(
     (chat,) = [
         c for c in local.plan(test_config("dev"), "dev", environ, frontend=True) if c.name == "frontend"
     ]
-    assert chat.argv == local.streamlit_argv(8599)
+    from local_stack.components import streamlit_argv
+
+    assert chat.argv == streamlit_argv(8599)  # the one definition `make chat` uses too
     flags = " ".join(chat.argv)
     for flag in ("--client.toolbarMode viewer", "--server.headless true", "--server.address 127.0.0.1"):
         assert flag in flags
@@ -207,39 +208,29 @@ def test_make_local_starts_the_chat_with_the_same_flags_as_make_chat(
     assert "scripts.local --chat-only --chat-port 8599" in dry_run and "streamlit run" not in dry_run
 
 
-class _Server:
-    """A loopback HTTP server answering GET with `route(path) -> (status, json body)`."""
+class _Server(LoopbackServer):
+    """A loopback HTTP server answering GET with `route(path) -> (status, json body)`; entering it gives
+    its OpenAI-style base URL."""
 
     def __init__(self, route: Any) -> None:
-        import json
+        self.route = route
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+    def handler_class(self) -> type[LoopbackHandler]:
+        route = self.route
+
+        class Handler(LoopbackHandler):
+            protocol_version = "HTTP/1.0"
 
             def do_GET(self) -> None:
                 status, body = route(self.path)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        return Handler
 
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def __enter__(self) -> str:  # type: ignore[override]
+        self.start()
+        return f"{self.url}/v1"
 
 
 def test_make_chat_next_to_a_running_chat_says_where_it_is_without_a_traceback() -> None:

@@ -23,6 +23,8 @@ from moto import mock_aws
 from clients.agentcore import AgentTarget
 from config import load_config
 from corpus.build_pdf import EXPECTED_PAGES
+from local_stack.otlp_recorder import Route
+from local_stack.scripted_model import Text, ToolCall, ToolCalls
 from scripts.aws_checks import ACTIONS
 from scripts.aws_checks.common import AwsContext, Status, run_checks
 from scripts.aws_checks.verify import (
@@ -50,8 +52,6 @@ from tests.e2e.conftest import (  # noqa: F401 - the real local stack's fixtures
 )
 from tests.e2e.test_agent_e2e import tool_payload
 from tests.support.aws_env import offline_aws
-from tests.support.otlp_recorder import Route
-from tests.support.scripted_model import Text, ToolCall, ToolCalls
 
 REGION = "eu-west-1"
 PREFIX = "aaf"

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from config import REPO_ROOT
+from local_stack.otlp_recorder import OtlpRecorder, RecordedSpan
+from local_stack.scripted_model import ScriptedModel, Text, ToolCall, ToolCalls
 from tests.support.contract_turn import SESSION_ID, USER_ID
-from tests.support.otlp_recorder import OtlpRecorder, RecordedSpan
-from tests.support.scripted_model import ScriptedModel, Text, ToolCall, ToolCalls
 from tests.support.trace_contract import TraceContractError, assert_turn_trace, retrieval_documents
 
 SESSION = SESSION_ID

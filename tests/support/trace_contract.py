@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.otlp_recorder import RecordedSpan
+from local_stack.otlp_recorder import RecordedSpan
 
 TRACE_NAME = "agent-turn"
 OBSERVATION_TYPE = "langfuse.observation.type"

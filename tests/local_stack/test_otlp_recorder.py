@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 
-from tests.support.otlp_recorder import (
+from local_stack.otlp_recorder import (
     LANGFUSE_TRACES_PATH,
     OTLP_TRACES_PATH,
     OtlpRecorder,

@@ -1,7 +1,7 @@
 """An in-process scripted Strands `Model`: replays queued replies as Strands stream events.
 
 It stands in for the LLM only (the one part that cannot run here); everything else in the unit tests
-is the real agent code. Replies are `Say(text)` or `Call(name, arguments)`; an empty queue answers
+and in benchmarks/agent_turn_overhead.py is the real agent code. Replies are `Say(text)` or `Call(name, arguments)`; an empty queue answers
 `responder(messages)` (default: echo the last user text). Every request is recorded.
 """
 

@@ -1,6 +1,6 @@
 """Screenshot an evaluation report with headless Chromium.
 
-    python -m tests.eval.screenshot_report eval-reports/pipeline/report.html [OUTPUT]
+    python -m scripts.screenshot_report eval-reports/pipeline/report.html [OUTPUT]
 
 OUTPUT defaults to test-artifacts/eval-report.png (ignored by git); `make screenshots` passes
 docs/images/eval-report.png, the README's picture. Nothing else writes a tracked file.
@@ -15,7 +15,7 @@ from playwright.sync_api import sync_playwright
 
 from scripts.ensure_browser import BrowserMissing, find_chromium
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "test-artifacts" / "eval-report.png"
 FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
 

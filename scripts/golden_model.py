@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eval.dataset import GoldenCase, Turn
-from tests.support.scripted_model import Reply, Text, ToolCall, ToolCalls, echo_last_user_message
+from local_stack.scripted_model import Reply, Text, ToolCall, ToolCalls, echo_last_user_message
 from tools.specs import spec
 
 TICKET_ID = re.compile(r"TCK-[0-9A-F]{8}")

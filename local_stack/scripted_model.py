@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible model server: the only stand-in for an LLM in the tests.
+"""A scripted OpenAI-compatible model server: the only stand-in for an LLM (tests, benchmarks, `make eval`).
 
 It speaks `POST /v1/chat/completions` (JSON and SSE streaming, including tool-call deltas) and
 `GET /v1/models`, records every request, and answers from a script:
@@ -27,8 +27,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local_stack.loopback import LoopbackHandler, LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def echo_last_user_message(request: dict[str, Any]) -> Reply:
     return Text("echo: (no user message)")
 
 
-class ScriptedModel:
+class ScriptedModel(LoopbackServer):
     """Runs the server on a free loopback port in a background thread (a context manager)."""
 
     def __init__(
@@ -104,18 +105,12 @@ class ScriptedModel:
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._release = threading.Event()  # set by reset(): every Hang in progress ends
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="scripted-model", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__()
 
     @property
     def base_url(self) -> str:
         """OpenAI-style base URL, ending in /v1."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.url}/v1"
 
     def enqueue(self, *replies: Reply) -> None:
         with self._lock:
@@ -133,19 +128,10 @@ class ScriptedModel:
             self._release.set()
             self._release = threading.Event()
 
-    def start(self) -> ScriptedModel:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> ScriptedModel:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        with self._lock:
+            self._release.set()  # a Hang in progress must not hold shutdown
+        super().stop()
 
     def _next_reply(self, request: dict[str, Any]) -> Reply:
         with self._lock:
@@ -154,16 +140,10 @@ class ScriptedModel:
                 return self._queue.popleft()
         return self.responder(request)
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def handler_class(self) -> type[LoopbackHandler]:
         model = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # small SSE chunks would otherwise stall ~40 ms (delayed ACK)
-
-            def log_message(self, format: str, *args: Any) -> None:  # silence per-request stderr lines
-                return
-
+        class Handler(LoopbackHandler):
             def do_GET(self) -> None:
                 if self.path.rstrip("/") in ("/v1/models", "/models"):
                     self._json(200, {"object": "list", "data": [{"id": model.model_name, "object": "model"}]})
@@ -174,9 +154,8 @@ class ScriptedModel:
                 if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
                     return
-                length = int(self.headers.get("Content-Length") or 0)
                 try:
-                    request = json.loads(self.rfile.read(length) or b"{}")
+                    request = self.read_json() or {}
                 except json.JSONDecodeError:
                     self._json(400, {"error": {"message": "body is not JSON"}})
                     return
@@ -209,14 +188,7 @@ class ScriptedModel:
             def _json(
                 self, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
             ) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, body, headers)
 
             def _abort(self) -> None:
                 """Close with RST: the client sees 'connection reset by peer', not a response."""

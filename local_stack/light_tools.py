@@ -1,9 +1,10 @@
 """The real local tool server (`tools.server.ToolServer.build_app`, the MCP SDK transport, tickets in
 SQLite with the Lambda's rules) with a small keyword knowledge backend instead of the embedded MiniLM
 index, so it starts in about a second instead of half a minute (the index itself is tested in
-tests/tools/test_local_index.py). Used by the reliability suite and `make soak`.
+tests/tools/test_local_index.py). Used by the reliability suite and `make soak --light-tools`
+(local_stack.components.tool_server(..., light=True)).
 
-    python -m tests.reliability.light_tools --port 8765 --db /tmp/tickets.db
+    python -m local_stack.light_tools --port 8765 --db /tmp/tickets.db
 """
 
 from __future__ import annotations

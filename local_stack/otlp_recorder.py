@@ -1,4 +1,4 @@
-"""A local stand-in for a Langfuse server: an OTLP/HTTP trace recorder plus the public API calls we use.
+"""A local stand-in for a Langfuse server (tests, benchmarks, `make eval`): an OTLP/HTTP trace recorder plus the public API calls we use.
 
 A real Langfuse cannot run on this machine (it is distributed as containers only), so tests assert our
 side of the contract against this recorder. It binds 127.0.0.1 on a free port and accepts:
@@ -36,7 +36,6 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -47,6 +46,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from local_stack.loopback import LoopbackHandler, LoopbackServer
 
 T = TypeVar("T")
 
@@ -205,21 +206,14 @@ class RecorderError(AssertionError):
     """A wait timed out or the recorder could not decode what it received."""
 
 
-class OtlpRecorder:
+class OtlpRecorder(LoopbackServer):
     """The recorder server. Use as a context manager; it stops (and frees its port) on exit."""
 
-    def __init__(
-        self,
-        *,
-        public_key: str | None = None,
-        secret_key: str | None = None,
-        host: str = "127.0.0.1",
-    ) -> None:
+    def __init__(self, *, public_key: str | None = None, secret_key: str | None = None) -> None:
         if (public_key is None) != (secret_key is None):
             raise ValueError("give both public_key and secret_key, or neither")
         self.public_key = public_key
         self.secret_key = secret_key
-        self._host = host
         self._lock = threading.Condition()
         self._requests: list[RecordedRequest] = []
         self._spans: list[RecordedSpan] = []
@@ -229,50 +223,12 @@ class OtlpRecorder:
         self._routes: dict[tuple[str, str], Responder] = {}
         self._failure: tuple[int, tuple[str, ...] | None] | None = None
         self.decode_errors: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    # --- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> OtlpRecorder:
-        if self._server is not None:
-            return self
-        self._server = ThreadingHTTPServer((self._host, 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> OtlpRecorder:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[LoopbackHandler]:
+        return _handler_for(self)
 
     # --- where to point clients ----------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the recorder is not running: call start() or use it as a context manager")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The Langfuse base URL (`LANGFUSE_BASE_URL` / `LANGFUSE_HOST`)."""
-        return f"http://{self._host}:{self.port}"
 
     @property
     def otel_endpoint(self) -> str:
@@ -643,13 +599,8 @@ def _decompress(body: bytes, encoding: str) -> bytes:
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 
-def _handler_for(recorder: OtlpRecorder) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-            return
-
+def _handler_for(recorder: OtlpRecorder) -> type[LoopbackHandler]:
+    class Handler(LoopbackHandler):
         def _serve(self) -> None:
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
                 raw = self._read_chunked()

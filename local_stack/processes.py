@@ -1,8 +1,9 @@
-"""Start a real subprocess for a test, wait until it is healthy, and always stop it.
+"""Start a real subprocess, wait (bounded) until it is healthy, and always stop it.
 
     port = free_port()
     with ManagedProcess(
         ["litellm", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+        name="gateway",
         health_url=f"http://127.0.0.1:{port}/health/liveliness",
         env={"LITELLM_MASTER_KEY": "sk-test"},
         log_path=tmp_path / "litellm.log",
@@ -10,9 +11,11 @@
         ...  # proc.pid, proc.log_text()
 
 The process output (stdout and stderr) goes to a log file, so a chatty server can never block on a
-full pipe. `start()` polls `health_url` until it answers with a status below 500, the process exits,
-or `startup_timeout` passes; the two failures raise `ProcessStartError` carrying the tail of the
-log. `stop()` sends SIGTERM to the process group, then SIGKILL after `grace_period` seconds.
+full pipe. `start()` = `spawn()` + `wait_ready()`: it polls `health_url` until it answers with a status
+below 500, the process exits, `startup_timeout` passes or `abort()` turns true; the two failures raise
+`ProcessStartError` naming the component and carrying the tail of its log. `stop()` sends SIGTERM to the
+process group, then SIGKILL after `grace_period` seconds. The launch commands of the components (tool
+server, agent, gateway, chat) are in local_stack/components.py.
 """
 
 from __future__ import annotations
@@ -27,17 +30,23 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ManagedProcess", "ProcessStartError", "free_port", "wait_for_http"]
+__all__ = ["ManagedProcess", "ProcessStartError", "free_port", "http_status", "wait_for_http"]
+
+POLL_SECONDS = 0.1
 
 
 class ProcessStartError(RuntimeError):
-    """The process exited or never became healthy; the message ends with the tail of its log."""
+    """The process exited or never became healthy; names the component, ends with the tail of its log."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
 
 
 def free_port() -> int:
@@ -47,10 +56,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _http_status(url: str, timeout: float) -> int | None:
+def http_status(url: str, timeout: float) -> int | None:
     """Status code of a GET to `url`, or None when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URLs we build)
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
@@ -58,11 +67,11 @@ def _http_status(url: str, timeout: float) -> int | None:
         return None
 
 
-def wait_for_http(url: str, timeout: float = 30.0, interval: float = 0.1) -> bool:
+def wait_for_http(url: str, timeout: float = 30.0, interval: float = POLL_SECONDS) -> bool:
     """Poll `url` until it answers with a status below 500; False when `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = _http_status(url, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+        status = http_status(url, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
         if status is not None and status < 500:
             return True
         time.sleep(interval)
@@ -70,10 +79,11 @@ def wait_for_http(url: str, timeout: float = 30.0, interval: float = 0.1) -> boo
 
 
 class ManagedProcess:
-    """A subprocess with a log file, a health check on start and a guaranteed stop (context manager).
+    """A subprocess with a log file, a bounded health check on start and a guaranteed stop.
 
     Args:
         argv: the command line (argv[0] is resolved on PATH as usual).
+        name: the component's name in messages (default: the program name).
         health_url: GET this URL until it answers < 500; None means "started" once spawned.
         env: extra environment variables, layered over the current environment (unless
             `inherit_env` is False, then only these plus PATH and HOME).
@@ -88,6 +98,7 @@ class ManagedProcess:
         self,
         argv: Sequence[str],
         *,
+        name: str | None = None,
         health_url: str | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
@@ -99,6 +110,7 @@ class ManagedProcess:
         if not argv:
             raise ValueError("argv must not be empty")
         self.argv = [str(part) for part in argv]
+        self.name = name or Path(self.argv[0]).name
         self.health_url = health_url
         self.cwd = cwd
         self.startup_timeout = startup_timeout
@@ -111,9 +123,9 @@ class ManagedProcess:
         base.update(env or {})
         self.env = base
         if log_path is None:
-            handle, name = tempfile.mkstemp(prefix=f"{Path(self.argv[0]).name}-", suffix=".log")
+            handle, temp_name = tempfile.mkstemp(prefix=f"{self.name}-", suffix=".log")
             os.close(handle)
-            log_path = name
+            log_path = temp_name
         self.log_path = Path(log_path)
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -121,7 +133,7 @@ class ManagedProcess:
     def pid(self) -> int:
         """The process id (only while started)."""
         if self._process is None:
-            raise RuntimeError("process is not started")
+            raise RuntimeError(f"{self.name} is not started")
         return self._process.pid
 
     @property
@@ -144,11 +156,17 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         """Spawn the process and wait until it is healthy; raise ProcessStartError otherwise."""
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    def spawn(self) -> ManagedProcess:
+        """Start the process without waiting for it (`wait_ready()` waits)."""
         if self._process is not None:
-            raise RuntimeError("process already started")
+            raise RuntimeError(f"{self.name} already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: S603 (our own commands, no shell)
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -157,29 +175,57 @@ class ManagedProcess:
                 cwd=self.cwd,
                 start_new_session=True,  # its own process group: stop() reaches worker children too
             )
-        logger.info("started pid %s: %s (log %s)", self._process.pid, " ".join(self.argv), self.log_path)
-        if self.health_url is not None:
-            try:
-                self._wait_healthy(self.health_url)
-            except BaseException:
-                self.stop()
-                raise
+        logger.info(
+            "started %s, pid %s: %s (log %s)",
+            self.name,
+            self._process.pid,
+            " ".join(self.argv),
+            self.log_path,
+        )
         return self
 
-    def _wait_healthy(self, url: str) -> None:
+    def wait_ready(self, abort: Callable[[], bool] | None = None) -> bool:
+        """Wait (bounded by `startup_timeout`) until the health URL answers; stop the process and raise
+        ProcessStartError when it exits or never answers. False when `abort()` turned true first."""
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not started: call spawn() first")
+        if self.health_url is None:
+            return True
+        try:
+            return self._wait_healthy(self.health_url, abort or (lambda: False))
+        except BaseException:
+            self.stop()
+            raise
+
+    def _exited(self, url: str) -> ProcessStartError | None:
+        code = self.returncode
+        if code is None:
+            return None
+        return ProcessStartError(
+            self.name,
+            f"{self.name} exited with status {code} before {url} answered; log {self.log_path}:\n{self.log_tail()}",
+        )
+
+    def _wait_healthy(self, url: str, abort: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            code = self.returncode
-            if code is not None:
-                raise ProcessStartError(
-                    f"{self.argv[0]} exited with status {code} before {url} answered; log {self.log_path}:\n{self.log_tail()}"
-                )
-            status = _http_status(url, timeout=1.0)
+            if abort():
+                return False
+            exited = self._exited(url)
+            if exited is not None:
+                raise exited
+            status = http_status(url, timeout=1.0)
             if status is not None and status < 500:
-                return
-            time.sleep(0.1)
+                # Something answered; it is ours only if our process is still alive (a leftover server
+                # on the same port would otherwise pass for it).
+                exited = self._exited(url)
+                if exited is not None:
+                    raise exited
+                return True
+            time.sleep(POLL_SECONDS)
         raise ProcessStartError(
-            f"{self.argv[0]} did not answer {url} within {self.startup_timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}"
+            self.name,
+            f"{self.name} did not answer {url} within {self.startup_timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}",
         )
 
     def stop(self) -> int | None:
@@ -192,7 +238,12 @@ class ManagedProcess:
             try:
                 process.wait(timeout=self.grace_period)
             except subprocess.TimeoutExpired:
-                logger.warning("pid %s ignored SIGTERM for %.1fs: killing", process.pid, self.grace_period)
+                logger.warning(
+                    "%s (pid %s) ignored SIGTERM for %.1fs: killing",
+                    self.name,
+                    process.pid,
+                    self.grace_period,
+                )
                 self._signal_group(process, signal.SIGKILL)
                 process.wait(timeout=self.grace_period)
         else:
