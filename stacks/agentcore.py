@@ -19,10 +19,17 @@ from constructs import Construct
 
 from config import AppConfig
 from stacks.base import FoundationStack
-from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers, nag_region_account
+from stacks.compliance import (
+    acknowledge,
+    acknowledge_all,
+    acknowledge_cdk_helpers,
+    acknowledge_key_grant,
+    nag_region_account,
+)
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint, url_port
 from stacks.guardrails import grant_apply_guardrail, publish_in
 from stacks.identity import RESOURCE_SERVER_ID, MachineClient
+from stacks.network import https_out_security_group
 from stacks.tool_gateway import ToolGateway, ToolGatewayInputs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -176,14 +183,13 @@ class AgentCoreStack(FoundationStack):
         )
 
     def _create_runtime_security_group(self) -> ec2.SecurityGroup:
-        group = ec2.SecurityGroup(
+        group = https_out_security_group(
             self,
             "RuntimeSecurityGroup",
             vpc=self._vpc,
             description="Agent runtime: HTTPS out (AWS APIs, tool gateway, Langfuse) and the LLM gateway",
-            allow_all_outbound=False,
+            https_to="HTTPS to AWS APIs, tools and tracing",
         )
-        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs, tools and tracing")
         if self._llm.security_group is not None:
             port = url_port(self._llm.url)
             group.connections.allow_to(
@@ -283,16 +289,7 @@ class AgentCoreStack(FoundationStack):
                 actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], resources=[arn]
             )
         )
-        if secret.encryption_key is not None:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["kms:Decrypt"],
-                    resources=[secret.encryption_key.key_arn],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"}
-                    },
-                )
-            )
+        self.grant_secret_key_decrypt(role, secret)
 
     def _create_outputs(self) -> None:
         cdk.CfnOutput(self, "RuntimeArn", value=self.runtime.agent_runtime_arn)
@@ -329,8 +326,9 @@ class AgentCoreStack(FoundationStack):
             },
         )
         if self.memory.execution_role is not None:
-            acknowledge(
+            acknowledge_key_grant(
                 self.memory.execution_role,
-                "AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
-                "Written by the Memory L2's grant on this stack's own data key; scoped to that one key.",
+                granted_by="The Memory L2",
+                key="this stack's own data key",
+                actions=("kms:ReEncrypt*",),
             )

@@ -67,11 +67,47 @@ ACCESS_LOG_BUCKET_ACKNOWLEDGEMENTS = {
     "NIST.800.53.R5-S3BucketLoggingEnabled": "This bucket is the access-log target itself.",
     "NIST.800.53.R5-S3DefaultEncryptionKMS": "ALB and CloudFront standard log delivery support SSE-S3 only "
     "(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html, "
-    "https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logging-legacy-s3.html); "
+    "https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logging-legacy-s3.html), "
+    "and S3 server access logging documents SSE-S3 for its destination "
+    "(https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html); "
     "the bucket is encrypted with SSE-S3, SSL-only and private.",
     "NIST.800.53.R5-S3BucketReplicationEnabled": "Access logs are kept for a bounded period; "
     "cross-region replication is not required for them.",
 }
+
+
+# A task execution role that pulls a private image (a CDK image asset or an ECR repository): CDK grants
+# ecr:GetAuthorizationToken on "*" (aws-cdk-lib aws-ecr/lib/auth-token.ts) because the action has no
+# resource type (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerregistry.html).
+ECR_PULL_ACKNOWLEDGEMENTS = {
+    "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken, which ECS needs to pull the task's private "
+    "image, has no resource-level permissions; every other grant of the execution role names its "
+    "repository, log group or secret.",
+}
+
+# CDK's key grants (Key.grant_encrypt, grant_encrypt_decrypt and the L2s that call them) write these two
+# action wildcards (aws-cdk-lib aws-kms/lib/private/perms.ts, ENCRYPT_ACTIONS).
+KEY_GRANT_WILDCARDS = ("kms:ReEncrypt*", "kms:GenerateDataKey*")
+
+
+def acknowledge_key_grant(
+    role: IConstruct, *, granted_by: str, key: str, actions: tuple[str, ...] = KEY_GRANT_WILDCARDS
+) -> None:
+    """Acknowledge the KMS action wildcards of a CDK key grant on `role` (AwsSolutions-IAM5[Action::...]).
+
+    Args:
+        role: the role (or its policy) the grant was written to.
+        granted_by: what wrote the grant, e.g. "the Memory L2" or "CDK's grant_encrypt".
+        key: which key the grant names, e.g. "this stack's own data key".
+        actions: the wildcards that occur on this role (a subset of KEY_GRANT_WILDCARDS).
+    """
+    unknown = sorted(set(actions) - set(KEY_GRANT_WILDCARDS))
+    if unknown:
+        raise ValueError(f"{unknown} are not wildcards a CDK key grant writes ({list(KEY_GRANT_WILDCARDS)})")
+    reason = (
+        f"{granted_by} grants CDK's encrypt actions (these wildcards) on {key} only; no other key is named."
+    )
+    acknowledge_all(role, {f"AwsSolutions-IAM5[Action::{action}]": reason for action in actions})
 
 
 def nag_region_account(stack: cdk.Stack) -> str:

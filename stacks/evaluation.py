@@ -28,9 +28,18 @@ from constructs import Construct
 
 from config import AppConfig
 from stacks.base import FoundationStack
-from stacks.compliance import acknowledge, acknowledge_cdk_helpers, nag_region_account
+from stacks.compliance import (
+    acknowledge,
+    acknowledge_all,
+    acknowledge_cdk_helpers,
+    acknowledge_key_grant,
+    nag_region_account,
+)
+from stacks.constructs.fargate_service import ContainerSpec, TaskSize, fargate_cluster
+from stacks.constructs.fargate_task import FargateTask
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
 from stacks.identity import RESOURCE_SERVER_ID, MachineClient
+from stacks.network import https_out_security_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTAINER_NAME = "evaluation"
@@ -74,12 +83,18 @@ class EvaluationStack(FoundationStack):
         self._langfuse = langfuse
         self.key = self.create_data_key("Key", "evaluation reports and logs")
         self.reports_bucket = self._create_reports_bucket()
-        self.log_group = self.create_log_group(
-            "JobLogs", retention_days=config.evaluation.log_retention_days, key=self.key
+        self.cluster = fargate_cluster(
+            self,
+            "Cluster",
+            vpc=vpc,
+            capacity_providers=False,
+            container_insights=config.evaluation.container_insights,
+            insights_setting="evaluation.container_insights",
         )
-        self.cluster = self._create_cluster()
         self.security_group = self._create_security_group()
-        self.task_definition = self._create_task_definition()
+        self.task = self._create_task()
+        self.task_definition = self.task.task_definition
+        self.log_group = self.task.log_group
         self._allow_offline_runs(runtime_arn, machine_client, token_endpoint)
         self.dead_letter_queue = self._create_dead_letter_queue()
         self.schedule = self._create_schedule()
@@ -107,56 +122,30 @@ class EvaluationStack(FoundationStack):
                 )
             ],
         )
-        acknowledge(
-            bucket,
-            "AwsSolutions-S1",
+        no_access_logs = (
             "The bucket holds generated evaluation reports written only by the evaluation task role; "
-            "CloudTrail records the writes, so server access logs would add a second log bucket for nothing.",
+            "CloudTrail records the writes, so server access logs would add a second log bucket for nothing."
         )
-        acknowledge(
+        acknowledge_all(
             bucket,
-            "NIST.800.53.R5-S3BucketLoggingEnabled",
-            "Generated evaluation reports written only by the evaluation task role; CloudTrail covers access.",
-        )
-        acknowledge(
-            bucket,
-            "NIST.800.53.R5-S3BucketReplicationEnabled",
-            "Evaluation reports are reproducible from Langfuse scores and expire by lifecycle; no replica needed.",
+            {
+                "AwsSolutions-S1": no_access_logs,
+                "NIST.800.53.R5-S3BucketLoggingEnabled": no_access_logs,
+                "NIST.800.53.R5-S3BucketReplicationEnabled": "Evaluation reports are reproducible from Langfuse "
+                "scores and expire by lifecycle; no replica needed.",
+            },
         )
         return bucket
 
     # --- compute --------------------------------------------------------------------------------------
 
-    def _create_cluster(self) -> ecs.Cluster:
-        cluster = ecs.Cluster(
-            self,
-            "Cluster",
-            vpc=self._vpc,
-            container_insights_v2=(
-                ecs.ContainerInsights.ENABLED
-                if self.config.evaluation.container_insights
-                else ecs.ContainerInsights.DISABLED
-            ),
-        )
-        if not self.config.evaluation.container_insights:
-            acknowledge(
-                cluster,
-                "AwsSolutions-ECS4",
-                "Container Insights follows evaluation.container_insights (off in dev): the cluster runs one "
-                "scheduled batch task a day, whose free AWS/ECS metrics and logs are enough there.",
-            )
-        return cluster
-
     def _create_security_group(self) -> ec2.SecurityGroup:
-        group = ec2.SecurityGroup(
+        group = https_out_security_group(
             self,
             "JobSecurityGroup",
             vpc=self._vpc,
             description="Evaluation job: HTTPS to Langfuse and AWS APIs, HTTP(S) to the LLM gateway",
-            allow_all_outbound=False,
-        )
-        group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to Langfuse, AgentCore and AWS APIs"
+            https_to="HTTPS to Langfuse, AgentCore and AWS APIs",
         )
         if self._llm.security_group is not None:
             # The port of the gateway URL itself (443/80 behind its ALB, 4000 on the dev private DNS name).
@@ -167,32 +156,20 @@ class EvaluationStack(FoundationStack):
             )
         return group
 
-    def _create_task_definition(self) -> ecs.FargateTaskDefinition:
+    def _create_task(self) -> FargateTask:
         evaluation = self.config.evaluation
-        task = ecs.FargateTaskDefinition(
-            self,
-            "Task",
-            cpu=evaluation.cpu,
-            memory_limit_mib=evaluation.memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
         langfuse_keys = self.import_secret(self._langfuse.keys_secret, "LangfuseKeys")
         gateway_key = self.import_secret(self._llm.eval_key_secret, "GatewayEvalKey")
-        image = ecs.ContainerImage.from_asset(
-            str(REPO_ROOT),
-            file="eval/Dockerfile",
-            exclude=list(IMAGE_CONTEXT),
-            ignore_mode=cdk.IgnoreMode.DOCKER,
-            platform=ecr_assets.Platform.LINUX_ARM64,
-        )
-        task.add_container(
-            CONTAINER_NAME,
-            container_name=CONTAINER_NAME,
-            image=image,
-            command=[
+        container = ContainerSpec(
+            name=CONTAINER_NAME,
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT),
+                file="eval/Dockerfile",
+                exclude=list(IMAGE_CONTEXT),
+                ignore_mode=cdk.IgnoreMode.DOCKER,
+                platform=ecr_assets.Platform.LINUX_ARM64,
+            ),
+            command=(
                 "online",
                 "--no-progress",
                 "--sample",
@@ -201,7 +178,7 @@ class EvaluationStack(FoundationStack):
                 f"{evaluation.online_window_hours:g}",
                 "--report-dir",
                 "/tmp/report",  # noqa: S108 - the container's own scratch space, uploaded to S3 afterwards
-            ],
+            ),
             environment={
                 "LANGFUSE_HOST": self._langfuse.host,
                 "LLM_GATEWAY_URL": self._llm.url,
@@ -213,43 +190,36 @@ class EvaluationStack(FoundationStack):
                 "LANGFUSE_SECRET_KEY": ecs.Secret.from_secrets_manager(langfuse_keys, "secret_key"),
                 "LLM_GATEWAY_KEY": ecs.Secret.from_secrets_manager(gateway_key, "api_key"),
             },
-            logging=ecs.LogDriver.aws_logs(stream_prefix="evaluation", log_group=self.log_group),
             readonly_root_filesystem=False,
         )
-        assert task.execution_role is not None  # ECS reads `secrets` at task start with the execution role
-        for secret in (langfuse_keys, gateway_key):
+        task = FargateTask(
+            self,
+            "Task",
+            log_group_id="JobLogs",
+            size=TaskSize(cpu=evaluation.cpu, memory_mib=evaluation.memory_mib, arm64=True),
+            container=container,
+            key=self.key,
+            log_retention_days=evaluation.log_retention_days,
+            removal_policy=self.removal_policy,
+        )
+        for secret in (langfuse_keys, gateway_key):  # ECS reads `secrets` with the execution role
             self.grant_secret_key_decrypt(task.execution_role, secret)
         self.reports_bucket.grant_put(task.task_role)
         self.key.grant_encrypt(task.task_role)
-        self._acknowledge_task_findings(task)
+        acknowledge_key_grant(
+            task.task_role, granted_by="CDK's grant_encrypt (report uploads)", key="the job's own key"
+        )
+        bucket = self.get_logical_id(self._bucket_resource())
+        acknowledge_all(
+            task.task_role,
+            {
+                "AwsSolutions-IAM5[Action::s3:Abort*]": "CDK's grant_put lets the job abort its own multipart "
+                "report uploads, on objects of the reports bucket only.",
+                f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]": "The job writes report objects under new keys "
+                "each run, so the object ARN pattern of this one bucket is needed.",
+            },
+        )
         return task
-
-    def _acknowledge_task_findings(self, task: ecs.FargateTaskDefinition) -> None:
-        acknowledge(
-            task,
-            "AwsSolutions-ECS2",
-            "The environment holds only non-secret settings (URLs, the judge alias, bucket name, ARNs); the "
-            "Langfuse keys and the gateway key arrive as ECS secrets resolved from Secrets Manager.",
-        )
-        assert task.execution_role is not None
-        acknowledge(
-            task.execution_role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken, needed to pull the job image, has no resource-level permissions; "
-            "every other statement of the execution role names its log group, repository or secret.",
-        )
-        findings = {
-            "AwsSolutions-IAM5[Action::s3:Abort*]": "CDK's grant_put lets the job abort its own multipart "
-            "report uploads, on objects of the reports bucket only.",
-            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self._bucket_resource())}.Arn>/*]": "The job "
-            "writes report objects under new keys each run, so the object ARN pattern of this one bucket is needed.",
-            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": "Encrypting report uploads needs GenerateDataKey "
-            "variants, granted on this stack's own key only.",
-            "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": "CDK's grant_encrypt includes ReEncrypt for the job's "
-            "own key only; no other key is named.",
-        }
-        for finding, reason in findings.items():
-            acknowledge(task.task_role, finding, reason)
 
     def _bucket_resource(self) -> s3.CfnBucket:
         resource = self.reports_bucket.node.default_child
@@ -262,16 +232,15 @@ class EvaluationStack(FoundationStack):
         """Let a command override run the golden dataset against the runtime with the M2M client."""
         if runtime_arn is None or machine_client is None or token_endpoint is None:
             return
-        container = self.task_definition.find_container(CONTAINER_NAME)
-        assert container is not None
+        container = self.task.container
         container.add_environment("AGENT_RUNTIME_ARN", runtime_arn)
         container.add_environment("COGNITO_TOKEN_URL", token_endpoint)
         container.add_environment("EVAL_SCOPE", f"{RESOURCE_SERVER_ID}/agent.invoke")
         # The client secret is read at run time by clients.oauth (an ARN here, never the value).
         client_secret = self.import_secret(machine_client.secret, "EvaluationClientSecret")
         container.add_environment("EVAL_CLIENT_SECRET_ARN", client_secret.secret_arn)
-        client_secret.grant_read(self.task_definition.task_role)
-        self.grant_secret_key_decrypt(self.task_definition.task_role, client_secret)
+        client_secret.grant_read(self.task.task_role)
+        self.grant_secret_key_decrypt(self.task.task_role, client_secret)
 
     # --- schedule -------------------------------------------------------------------------------------
 

@@ -25,9 +25,17 @@ from constructs import Construct
 from config import AppConfig
 from stacks.base import FoundationStack
 from stacks.compliance import acknowledge, acknowledge_cdk_helpers
+from stacks.constructs.fargate_service import (
+    ContainerSpec,
+    FargateService,
+    ServiceOptions,
+    TaskSize,
+    fargate_cluster,
+)
 from stacks.contracts import LangfuseConnection
 from stacks.edge import CHAT_PORT, HEALTH_PATH, ChatEdge
 from stacks.identity import RESOURCE_SERVER_ID
+from stacks.network import https_out_security_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The image needs only the chat and the shared clients; everything else stays out of the build context.
@@ -81,7 +89,7 @@ class FrontendStack(FoundationStack):
         self.cluster = self._create_cluster()
         self.service = self._create_service()
         self._create_outputs()
-        self._acknowledge_findings()
+        acknowledge_cdk_helpers(self)
 
     @property
     def _vpc_cidr(self) -> str:
@@ -101,38 +109,20 @@ class FrontendStack(FoundationStack):
 
     def _create_cluster(self) -> ecs.Cluster:
         frontend = self.config.frontend
-        return ecs.Cluster(
+        return fargate_cluster(
             self,
             "Cluster",
             vpc=self._vpc,
-            container_insights_v2=(
-                ecs.ContainerInsights.ENABLED
-                if frontend.container_insights
-                else ecs.ContainerInsights.DISABLED
-            ),
-            enable_fargate_capacity_providers=frontend.fargate_spot,
+            capacity_providers=frontend.fargate_spot,
+            container_insights=frontend.container_insights,
+            insights_setting="frontend.container_insights",
         )
 
     def _create_service(self) -> ecs.FargateService:
         frontend = self.config.frontend
-        task = ecs.FargateTaskDefinition(
-            self,
-            "Task",
-            cpu=frontend.cpu,
-            memory_limit_mib=frontend.memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        self.log_group = self.create_log_group(
-            "ChatLogs", retention_days=frontend.log_retention_days, key=self.key
-        )
         environment, secrets = self._container_settings()
-        self._grant_key_decrypt(task.obtain_execution_role())
-        self._grant_document_links(task.task_role)
-        task.add_container(
-            "chat",
+        container = ContainerSpec(
+            name="chat",
             image=ecs.ContainerImage.from_asset(
                 str(REPO_ROOT),
                 file="frontend/Dockerfile",
@@ -142,8 +132,7 @@ class FrontendStack(FoundationStack):
             ),
             environment=environment,
             secrets=secrets,
-            port_mappings=[ecs.PortMapping(container_port=CHAT_PORT)],
-            logging=ecs.LogDriver.aws_logs(stream_prefix="chat", log_group=self.log_group),
+            port_mappings=(ecs.PortMapping(container_port=CHAT_PORT),),
             readonly_root_filesystem=False,  # Streamlit writes its cache under the home directory
             health_check=ecs.HealthCheck(
                 command=[
@@ -158,41 +147,43 @@ class FrontendStack(FoundationStack):
                 retries=3,
             ),
         )
-        security_group = ec2.SecurityGroup(
+        security_group = https_out_security_group(
             self,
             "ServiceSecurityGroup",
             vpc=self._vpc,
             description="Chat tasks: Streamlit port from the chat ALB; HTTPS out to Cognito, AgentCore, Langfuse",
-            allow_all_outbound=False,
-        )
-        security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and Langfuse"
+            https_to="HTTPS to AWS APIs and Langfuse",
         )
         if self._langfuse is not None and self._langfuse.host.startswith("http://"):
             # Self-hosted Langfuse answers on its internal ALB over HTTP inside the VPC.
             security_group.add_egress_rule(
                 ec2.Peer.ipv4(self._vpc_cidr), ec2.Port.tcp(80), "HTTP to the internal Langfuse ALB"
             )
-        service = ecs.FargateService(
+        service = FargateService(
             self,
             "Service",
+            task_id="Task",
+            log_group_id="ChatLogs",
             cluster=self.cluster,
-            task_definition=task,
-            desired_count=frontend.desired_tasks,
-            vpc_subnets=self._subnets,
-            security_groups=[security_group],
-            assign_public_ip=False,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=100,
-            capacity_provider_strategies=(
-                [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)]
-                if frontend.fargate_spot
-                else None
+            size=TaskSize(cpu=frontend.cpu, memory_mib=frontend.memory_mib),
+            container=container,
+            options=ServiceOptions(
+                desired_count=frontend.desired_tasks,
+                capacity_provider="FARGATE_SPOT" if frontend.fargate_spot else None,
+                health_check_grace_seconds=60,
             ),
-            health_check_grace_period=cdk.Duration.seconds(60),
+            subnets=self._subnets,
+            security_groups=[security_group],
+            key=self.key,
+            log_retention_days=frontend.log_retention_days,
+            removal_policy=self.removal_policy,
         )
-        self._register_in_edge_target_group(service)
-        return service
+        self.log_group = service.log_group
+        task = service.task_definition
+        self._grant_key_decrypt(task.obtain_execution_role())
+        self._grant_document_links(task.task_role)
+        self._register_in_edge_target_group(service.service)
+        return service.service
 
     def _register_in_edge_target_group(self, service: ecs.FargateService) -> None:
         """Put the service's tasks in the edge stack's target group (ECS registers each task's IP).
@@ -269,28 +260,3 @@ class FrontendStack(FoundationStack):
     def _create_outputs(self) -> None:
         cdk.CfnOutput(self, "ChatUrl", value=self.url, description="Open the support chat here")
         cdk.CfnOutput(self, "ChatLogGroup", value=self.log_group.log_group_name, description="Chat task logs")
-
-    # --- compliance -------------------------------------------------------------------------------
-
-    def _acknowledge_findings(self) -> None:
-        acknowledge_cdk_helpers(self)
-        if not self.config.frontend.container_insights:
-            acknowledge(
-                self.cluster,
-                "AwsSolutions-ECS4",
-                "Container Insights follows frontend.container_insights (on in prod, off in dev to save its "
-                "per-metric cost); the operations dashboard uses the free AWS/ECS service metrics.",
-            )
-        task = self.service.task_definition
-        acknowledge(
-            task.obtain_execution_role(),
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken, which ECS needs to pull the chat image, has no resource-level "
-            "permissions; every other grant of the execution role names its repository, log group or secret.",
-        )
-        acknowledge(
-            task,
-            "AwsSolutions-ECS2",
-            "The environment holds only non-secret settings (runtime ARN, Cognito domain and public client id, "
-            "URLs); the Langfuse keys are ECS secrets read from Secrets Manager at task start.",
-        )

@@ -12,7 +12,8 @@ from constructs import Construct
 
 from config import AppConfig
 from stacks.base import FoundationStack
-from stacks.compliance import acknowledge_all, acknowledge_cdk_helpers
+from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers
+from stacks.constructs.secret import acknowledge_no_rotation
 from stacks.edge import ChatEdge
 
 RESOURCE_SERVER_ID = "agentic-foundation"
@@ -252,22 +253,21 @@ class IdentityStack(FoundationStack):
             },
         )
         if self.config.identity.mfa != "required":
-            acknowledge_all(
+            acknowledge(
                 self.user_pool,
-                {
-                    "AwsSolutions-COG2": "MFA is optional in the dev profile so throwaway test users can sign in; "
-                    "the prod profile requires it.",
-                },
+                "AwsSolutions-COG2",
+                "MFA is optional in the dev profile so throwaway test users can sign in; the prod profile "
+                "requires it.",
             )
         for machine in self.machine_clients.values():
-            acknowledge_all(
+            acknowledge_no_rotation(
+                None,
                 machine.secret,
-                {
-                    "AwsSolutions-SMG4": "The secret mirrors a Cognito client secret, which Cognito cannot rotate "
-                    "in place; rotation is a new client plus a redeploy (documented in the README).",
-                    "NIST.800.53.R5-SecretsManagerRotationEnabled": "Cognito client secrets cannot be rotated in "
-                    "place; rotate by replacing the client and redeploying.",
-                    "NIST.800.53.R5-SecretsManagerUsingKMSKey": "The AWS managed key is enough for a client "
-                    "secret that is read only by roles in this account.",
-                },
+                "The secret mirrors a Cognito client secret, which Cognito cannot rotate in place; rotation is "
+                "a new client plus a redeploy (documented in the README).",
+            )
+            acknowledge(
+                machine.secret,
+                "NIST.800.53.R5-SecretsManagerUsingKMSKey",
+                "The AWS managed key is enough for a client secret that is read only by roles in this account.",
             )

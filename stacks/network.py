@@ -25,6 +25,17 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 NAT_ROOT_VOLUME_GB = 8  # Amazon Linux 2023's image size; NAT keeps no data
 
 
+def https_out_security_group(
+    scope: Construct, construct_id: str, *, vpc: ec2.IVpc, description: str, https_to: str
+) -> ec2.SecurityGroup:
+    """A workload's security group: nothing in, HTTPS (443) out to anywhere (AWS APIs and public
+    endpoints, through NAT or the VPC endpoints), `https_to` naming what is reached. The caller adds the
+    few other rules its workload needs (the LLM gateway's port, a load balancer's ingress)."""
+    group = ec2.SecurityGroup(scope, construct_id, vpc=vpc, description=description, allow_all_outbound=False)
+    group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), https_to)
+    return group
+
+
 class NetworkStack(FoundationStack):
     """A new VPC (public, private-with-egress and isolated subnets) or an imported one."""
 

@@ -254,12 +254,7 @@ class OperationsStack(FoundationStack):
         errors = [f.metric_errors(period=FIVE_MINUTES, statistic="Sum") for f in functions]
         throttles = [f.metric_throttles(period=FIVE_MINUTES, statistic="Sum") for f in functions]
         durations = [f.metric_duration(period=FIVE_MINUTES, statistic="p90") for f in functions]
-        total = cloudwatch.MathExpression(
-            expression=" + ".join(f"FILL(e{i}, 0)" for i in range(len(errors))),
-            using_metrics={f"e{i}": metric for i, metric in enumerate(errors)},
-            label="ticket API errors",
-            period=FIVE_MINUTES,
-        )
+        total = _sum_of({f"e{i}": metric for i, metric in enumerate(errors)}, "ticket API errors")
         self._alarm(
             "TicketApiErrors",
             metric=total,
@@ -285,12 +280,7 @@ class OperationsStack(FoundationStack):
             elbv2.HttpCodeElb.ELB_5XX_COUNT, period=FIVE_MINUTES, statistic="Sum", label="load balancer 5xx"
         )
         latency = metrics.target_response_time(period=FIVE_MINUTES, statistic="p90", label="p90 (s)")
-        all_5xx = cloudwatch.MathExpression(
-            expression="FILL(target, 0) + FILL(elb, 0)",
-            using_metrics={"target": target_5xx, "elb": elb_5xx},
-            label="5xx",
-            period=FIVE_MINUTES,
-        )
+        all_5xx = _sum_of({"target": target_5xx, "elb": elb_5xx}, "5xx")
         self._alarm(
             "LlmGateway5xx",
             metric=all_5xx,
@@ -434,14 +424,9 @@ class OperationsStack(FoundationStack):
                 default_value=0,
             )
             metrics[name] = metric_filter.metric(period=FIVE_MINUTES, statistic="Sum", label=label)
-        failures = cloudwatch.MathExpression(
-            expression="FILL(jobs, 0) + FILL(documents, 0)",
-            using_metrics={
-                "jobs": metrics["IngestionJobsFailed"],
-                "documents": metrics["IngestionDocumentsFailed"],
-            },
-            label="ingestion failures",
-            period=FIVE_MINUTES,
+        failures = _sum_of(
+            {"jobs": metrics["IngestionJobsFailed"], "documents": metrics["IngestionDocumentsFailed"]},
+            "ingestion failures",
         )
         self._alarm(
             "KnowledgeBaseIngestionFailures",
@@ -484,6 +469,16 @@ class OperationsStack(FoundationStack):
         cdk.CfnOutput(
             self, "AlarmTopicArn", value=self.alarm_topic.topic_arn, description="SNS topic for alarms"
         )
+
+
+def _sum_of(metrics: Mapping[str, cloudwatch.IMetric], label: str) -> cloudwatch.MathExpression:
+    """The five-minute sum of `metrics` ({expression id: metric}), a missing datapoint counting as 0."""
+    return cloudwatch.MathExpression(
+        expression=" + ".join(f"FILL({name}, 0)" for name in metrics),
+        using_metrics=dict(metrics),
+        label=label,
+        period=FIVE_MINUTES,
+    )
 
 
 def _kebab(name: str) -> str:

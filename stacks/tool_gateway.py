@@ -8,14 +8,11 @@ come from tools/specs.py; see docs/tool-gateway.md for the identity flow and how
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_bedrockagentcore as agentcore
 from aws_cdk import aws_cognito as cognito
@@ -24,17 +21,16 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config import AppConfig
-from stacks.base import retention
-from stacks.compliance import acknowledge, acknowledge_all, nag_region_account
+from stacks.compliance import acknowledge, acknowledge_all, acknowledge_key_grant, nag_region_account
+from stacks.constructs.python_lambda import PythonLambda, VpcPlacement
+from stacks.network import https_out_security_group
 from tools import specs
 from tools.tickets import DynamoTicketRepository
 from tools.web_search import openapi_document
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # MCP protocol versions the tool gateway accepts: exactly the ones AgentCore Gateway documents
 # ("AgentCore Gateway supports the following MCP versions: 2026-07-28, 2025-11-25, 2025-06-18, and
 # 2025-03-26", https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-using.html, read
@@ -121,46 +117,6 @@ def tool_definitions(target: specs.Target) -> list[agentcore.ToolDefinition]:
     ]
 
 
-@jsii.implements(cdk.ILocalBundling)
-class _CopySources:
-    """Local bundling without Docker: copy a handler package and the tools modules it imports."""
-
-    def __init__(self, relative_paths: Sequence[str]) -> None:
-        self._paths = tuple(relative_paths)
-
-    def try_bundle(self, output_dir: str, _options: Any = None) -> bool:
-        out = Path(output_dir)
-        for relative in self._paths:
-            source = REPO_ROOT / relative
-            destination = out / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            else:
-                shutil.copy2(source, destination)
-        return True
-
-
-def function_code(function: str, tool_modules: Sequence[str]) -> lambda_.Code:
-    """The Lambda package of `functions/<function>/`: handler package, shared helpers, tools modules."""
-    paths = [
-        "functions/__init__.py",
-        "functions/common.py",
-        f"functions/{function}",
-        "tools/__init__.py",
-        "tools/specs.py",
-        *(f"tools/{module}.py" for module in tool_modules),
-    ]
-    return lambda_.Code.from_asset(
-        str(REPO_ROOT / "functions" / function),
-        asset_hash_type=cdk.AssetHashType.OUTPUT,
-        bundling=cdk.BundlingOptions(
-            image=lambda_.Runtime.PYTHON_3_14.bundling_image,
-            local=cast(cdk.ILocalBundling, _CopySources(paths)),
-        ),
-    )
-
-
 @dataclass(frozen=True)
 class ToolGatewayInputs:
     """What the tool gateway needs from the rest of the foundation."""
@@ -185,7 +141,6 @@ class ToolGateway(Construct):
         super().__init__(scope, construct_id)
         self._config = config
         self._inputs = inputs
-        self._roles: list[iam.Role] = []
         self.security_group = self._create_security_group()
         self.tickets_table = self._create_tickets_table()
         self.tickets_function = self._create_tickets_function()
@@ -198,73 +153,45 @@ class ToolGateway(Construct):
     # --- shared pieces -------------------------------------------------------------------------
 
     def _create_security_group(self) -> ec2.SecurityGroup:
-        group = ec2.SecurityGroup(
+        return https_out_security_group(
             self,
             "FunctionsSecurityGroup",
             vpc=self._inputs.vpc,
             description="Tool Lambdas: HTTPS out to AWS APIs and the user pool JWKS; no inbound",
-            allow_all_outbound=False,
+            https_to="HTTPS to AWS APIs",
         )
-        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
-        return group
 
     def _function(
         self,
         construct_id: str,
         *,
         function: str,
-        tool_modules: Sequence[str],
         description: str,
         environment: Mapping[str, str],
     ) -> lambda_.Function:
         agentcore_config = self._config.agentcore
-        log_group = logs.LogGroup(
-            self,
-            f"{construct_id}Logs",
-            retention=retention(agentcore_config.log_retention_days),
-            encryption_key=self._inputs.key,
-            removal_policy=self._inputs.removal_policy,
-        )
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{description} (execution role)",
-        )
-        log_group.grant_write(role)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="VpcNetworkInterfaces",
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeSubnets",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:UnassignPrivateIpAddresses",
-                ],
-                resources=["*"],
-            )
-        )
-        self._roles.append(role)
-        return lambda_.Function(
+        built = PythonLambda(
             self,
             construct_id,
+            function=function,
             description=description,
-            role=role,
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            handler=f"functions.{function}.handler.handler",
-            code=function_code(function, tool_modules),
-            memory_size=agentcore_config.tool_memory_mb,
+            key=self._inputs.key,
+            log_retention_days=agentcore_config.log_retention_days,
+            removal_policy=self._inputs.removal_policy,
             timeout=cdk.Duration.seconds(agentcore_config.tool_timeout_seconds),
-            environment=dict(environment),
-            vpc=self._inputs.vpc,
-            vpc_subnets=self._inputs.subnets,
-            security_groups=[self.security_group],
-            log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE if agentcore_config.tracing else lambda_.Tracing.DISABLED,
+            memory_mb=agentcore_config.tool_memory_mb,
+            environment=environment,
+            # The stack's key, as the knowledge-base ingestion functions do
+            # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html). The page
+            # does not say who decrypts at cold start; we rely on Lambda's grant for the execution role (no
+            # kms:Decrypt in the role). If that is wrong every invoke fails with KMSAccessDeniedException,
+            # which `make verify`'s tool calls report.
+            encrypt_environment=True,
+            vpc=VpcPlacement(self._inputs.vpc, self._inputs.subnets, [self.security_group]),
+            synchronous_caller="the AgentCore gateway, which returns the error to the agent",
+            tracing=agentcore_config.tracing,
         )
+        return built.function
 
     # --- tickets -------------------------------------------------------------------------------
 
@@ -295,7 +222,6 @@ class ToolGateway(Construct):
         function = self._function(
             "TicketsFunction",
             function="tickets",
-            tool_modules=["tickets"],
             description="Support ticket tools of the AgentCore tool gateway",
             environment={"TICKETS_TABLE_NAME": self.tickets_table.table_name},
         )
@@ -313,7 +239,6 @@ class ToolGateway(Construct):
         function = self._function(
             "KnowledgeFunction",
             function="knowledge",
-            tool_modules=["knowledge"],
             description="Knowledge base search tool of the AgentCore tool gateway",
             environment={"KNOWLEDGE_BASE_ID": knowledge_base.attr_knowledge_base_id},
         )
@@ -332,7 +257,6 @@ class ToolGateway(Construct):
         return self._function(
             "InterceptorFunction",
             function="interceptor",
-            tool_modules=[],
             description="Tool gateway interceptor: verifies X-Actor-Token, sets the caller identity argument "
             "on requests and removes it from tool listings",
             environment={
@@ -379,21 +303,23 @@ class ToolGateway(Construct):
         return gateway
 
     def _create_targets(self) -> dict[specs.Target, agentcore.GatewayTarget]:
-        targets: dict[specs.Target, agentcore.GatewayTarget] = {
-            "tickets": self.gateway.add_lambda_target(
-                "TicketsTarget",
-                gateway_target_name=TARGET_NAMES["tickets"],
-                description="Support tickets owned by the calling user",
-                lambda_function=self.tickets_function,
-                tool_schema=agentcore.ToolSchema.from_inline(tool_definitions("tickets")),
-            ),
-            "knowledge": self.gateway.add_lambda_target(
+        lambda_targets: dict[specs.Target, tuple[str, str, lambda_.IFunction]] = {
+            "tickets": ("TicketsTarget", "Support tickets owned by the calling user", self.tickets_function),
+            "knowledge": (
                 "KnowledgeTarget",
-                gateway_target_name=TARGET_NAMES["knowledge"],
-                description="Product support knowledge base search with citations",
-                lambda_function=self.knowledge_function,
-                tool_schema=agentcore.ToolSchema.from_inline(tool_definitions("knowledge")),
+                "Product support knowledge base search with citations",
+                self.knowledge_function,
             ),
+        }
+        targets: dict[specs.Target, agentcore.GatewayTarget] = {
+            target: self.gateway.add_lambda_target(
+                construct_id,
+                gateway_target_name=TARGET_NAMES[target],
+                description=description,
+                lambda_function=function,
+                tool_schema=agentcore.ToolSchema.from_inline(tool_definitions(target)),
+            )
+            for target, (construct_id, description, function) in lambda_targets.items()
         }
         if self._config.components.web_search:
             targets["web_search"] = self._create_web_search_target()
@@ -424,13 +350,6 @@ class ToolGateway(Construct):
         )
 
     def _acknowledge_findings(self) -> None:
-        for role in self._roles:
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5[Resource::*]",
-                "X-Ray trace upload and the VPC network-interface actions Lambda needs to attach to the VPC "
-                "have no resource-level permissions; every data action of this role is scoped.",
-            )
         acknowledge(
             self.tickets_function.role or self.tickets_function,
             f"AwsSolutions-IAM5[Resource::<{_logical_id(self.tickets_table)}.Arn>/index/*]",
@@ -438,11 +357,8 @@ class ToolGateway(Construct):
         )
         gateway_role = self.gateway.role
         where = nag_region_account(cdk.Stack.of(self))
+        acknowledge_key_grant(gateway_role, granted_by="The Gateway L2", key="this stack's own data key")
         gateway_findings = {
-            "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": "Written by the Gateway L2's grant on this stack's own "
-            "data key; scoped to that one key.",
-            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": "Written by the Gateway L2's grant on this stack's "
-            "own data key; scoped to that one key.",
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock-agentcore:{where}:"
             f"workload-identity-directory/default/workload-identity/{self.gateway.gateway_name}-*]": "The gateway's "
             "own workload identity, whose suffix AgentCore generates at creation.",
@@ -455,16 +371,6 @@ class ToolGateway(Construct):
                 "Invoke permission on the versions and aliases of this one tool function, written by the L2."
             )
         acknowledge_all(gateway_role, gateway_findings)
-        for function in (self.tickets_function, self.knowledge_function, self.interceptor_function):
-            acknowledge_all(
-                function,
-                {
-                    "NIST.800.53.R5-LambdaDLQ": "The gateway invokes the tool functions synchronously and returns "
-                    "their errors to the agent; an asynchronous dead-letter queue would never receive events.",
-                    "NIST.800.53.R5-LambdaConcurrency": "Reserved concurrency would take capacity from the "
-                    "account pool (new accounts have 10); the gateway and runtime quotas bound the load.",
-                },
-            )
 
 
 def _logical_id(construct: Construct) -> str:

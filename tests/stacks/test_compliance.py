@@ -7,8 +7,15 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 
-from stacks.compliance import acknowledge, read_validation_report
+from stacks.compliance import (
+    acknowledge,
+    acknowledge_key_grant,
+    enable_compliance_checks,
+    read_validation_report,
+)
 
 
 def test_acknowledgement_needs_a_known_pack() -> None:
@@ -54,3 +61,34 @@ def test_report_counts_open_and_acknowledged_findings(tmp_path: Path) -> None:
         2,
         1,
     )
+
+
+def test_a_key_grant_acknowledgement_names_each_wildcard_and_the_key(tmp_path: Path) -> None:
+    """A CDK key grant's wildcards are acknowledged on the role they occur on, naming the key; the
+    acknowledgement suppresses exactly those findings (nothing stays open, nothing else is hidden)."""
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "grants")
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+    key.grant_encrypt(role)
+    acknowledge_key_grant(role, granted_by="CDK's grant_encrypt", key="the test key")
+    enable_compliance_checks(app)
+    app.synth()  # raises ValidationFailed if a wildcard finding stayed open
+    report = json.loads((tmp_path / "validation-report.json").read_text(encoding="utf-8"))
+    suppressed = {
+        item["acknowledgedId"]: item["reason"]
+        for plugin in report["pluginReports"]
+        for item in plugin["suppressedViolations"]
+        if "IAM5" in item["acknowledgedId"]
+    }
+    assert set(suppressed) == {
+        "AwsSolutions::AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
+        "AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+    }
+    assert all("the test key" in reason for reason in suppressed.values())
+    assert read_validation_report(tmp_path).unacknowledged == ()
+
+
+def test_a_key_grant_acknowledgement_refuses_other_actions() -> None:
+    with pytest.raises(ValueError, match="not wildcards a CDK key grant writes"):
+        acknowledge_key_grant(cdk.App(), granted_by="x", key="y", actions=("kms:*",))

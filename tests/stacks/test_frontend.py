@@ -244,6 +244,18 @@ def test_dev_runs_one_small_spot_task_and_prod_on_demand(template: Template) -> 
     assert service["Properties"]["LaunchType"] == "FARGATE"
 
 
+def test_tasks_carry_the_service_tags_and_allow_no_exec(template: Template) -> None:
+    """Like every Fargate service of the foundation (stacks/constructs/fargate_service.py): the tasks get
+    the service's cost-allocation tags, and ECS Exec stays off (no shell into a chat task)."""
+    (service,) = resources_of(template, "AWS::ECS::Service").values()
+    assert service["Properties"]["PropagateTags"] == "SERVICE"
+    assert service["Properties"]["EnableExecuteCommand"] is False
+    assert service["Properties"]["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
+        "Enable": True,
+        "Rollback": True,
+    }
+
+
 def test_dev_profile_also_passes_nag(tmp_path: Path) -> None:
     app, _ = _build(test_config("dev"), outdir=tmp_path)
     enable_compliance_checks(app)

@@ -8,12 +8,13 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match, Template
 
 from config import ConfigError
 from scripts.synth_summary import lint_template
 from stacks.compliance import apply_cost_tags, enable_compliance_checks, read_validation_report
-from stacks.network import INTERFACE_ENDPOINTS, NetworkStack
+from stacks.network import INTERFACE_ENDPOINTS, NetworkStack, https_out_security_group
 from tests.factories import test_config
 from tests.support.cdk import build_stack, resources_of
 
@@ -193,3 +194,22 @@ def test_dev_log_group_is_destroyed_with_the_stack(template: Template) -> None:
 
 def test_prod_log_group_is_retained(prod_template: Template) -> None:
     prod_template.has_resource("AWS::Logs::LogGroup", {"DeletionPolicy": "Retain"})
+
+
+def test_a_workload_security_group_admits_nothing_and_sends_only_https() -> None:
+    stack = cdk.Stack(cdk.App(), "groups")
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=1, nat_gateways=0)
+    https_out_security_group(stack, "Group", vpc=vpc, description="a workload", https_to="HTTPS to AWS APIs")
+    (group,) = Template.from_stack(stack).find_resources("AWS::EC2::SecurityGroup").values()
+    properties = group["Properties"]
+    assert properties["GroupDescription"] == "a workload"
+    assert "SecurityGroupIngress" not in properties
+    assert properties["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to AWS APIs",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]

@@ -127,3 +127,19 @@ def test_interceptor_knows_the_identity_targets(template: Template) -> None:
     )
     (properties,) = (r["Properties"] for r in function.values())
     assert properties["Environment"]["Variables"]["ACTOR_TARGETS"] == "tickets"
+
+
+def test_every_tool_function_encrypts_its_environment_with_the_stack_key(template: Template) -> None:
+    """As the knowledge-base ingestion functions do: `KmsKeyArn` is the customer-managed key the gateway,
+    table and logs use, not Lambda's AWS managed key (the property absent)."""
+    (key_id,) = template.find_resources("AWS::KMS::Key")
+    functions = {
+        r["Properties"]["Handler"]: r["Properties"]
+        for r in template.find_resources("AWS::Lambda::Function").values()
+        if r["Properties"]["Handler"].startswith("functions.")
+    }
+    assert set(functions) == {
+        f"functions.{name}.handler.handler" for name in ("tickets", "knowledge", "interceptor")
+    }
+    for handler, properties in functions.items():
+        assert properties.get("KmsKeyArn") == {"Fn::GetAtt": [key_id, "Arn"]}, handler
