@@ -1,5 +1,5 @@
 """Tool gateway hot paths, measured in-process: actor-token verification (stdlib RS256) and ticket
-operations through `dispatch` on the SQLite repository.
+operations through the tool table (`tools.dispatch.ToolTable`) on the SQLite repository.
 
 Usage: .venv/bin/python -m benchmarks.tool_gateway [--iterations N]
 """
@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from functions.interceptor.jwt_verify import ActorTokenVerifier
-from tools.tickets import SqliteTicketRepository, TicketService, dispatch
+from tools.dispatch import ToolTable
+from tools.tickets import SqliteTicketRepository, TicketService, ticket_tools
 
 ISSUER = "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_bench"
 
@@ -50,25 +51,26 @@ def main() -> None:
         algorithm="RS256",
         headers={"kid": "k1"},
     )
-    measure("verify actor token (RS256, stdlib)", lambda: verifier.verify(token), args.iterations)
+    measure("verify actor token (RS256)", lambda: verifier.verify(token), args.iterations)
 
     with tempfile.TemporaryDirectory() as directory:
         repository = SqliteTicketRepository(Path(directory) / "tickets.db")
         service = TicketService(repository)
         arguments = {"email": "a@example.com", "subject": "s", "description": "d" * 500}
-        created = dispatch(service, "create_ticket", arguments, "user")
+        table = ToolTable(ticket_tools(service), identity_source="benchmark")
+        created = table.call("create_ticket", arguments, "user")
         measure(
             "create_ticket (SQLite)",
-            lambda: dispatch(service, "create_ticket", arguments, "user"),
+            lambda: table.call("create_ticket", arguments, "user"),
             args.iterations,
         )
         ticket = {"ticket_id": created["ticket_id"]}
         measure(
-            "get_ticket (SQLite)", lambda: dispatch(service, "get_ticket", ticket, "user"), args.iterations
+            "get_ticket (SQLite)", lambda: table.call("get_ticket", ticket, "user"), args.iterations
         )
         measure(
             "list_tickets limit 10 (SQLite)",
-            lambda: dispatch(service, "list_tickets", {}, "user"),
+            lambda: table.call("list_tickets", {}, "user"),
             args.iterations,
         )
         repository.close()

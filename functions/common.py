@@ -1,4 +1,5 @@
-"""Helpers shared by the tool Lambdas: the tool name from the gateway context and required settings."""
+"""Helpers shared by the gateway Lambdas (tool targets and the interceptor): required settings and the tool
+name from the gateway context. Standard library only: the interceptor ships it too."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def tool_name(context: Any) -> str:
     """The tool the gateway is calling, without the `<target>___` prefix the gateway adds.
 
     The gateway passes `bedrockAgentCoreToolName` (e.g. `tickets___create_ticket`) in the Lambda client
-    context; an empty string when it is absent.
+    context (https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-add-target-lambda.html,
+    "Lambda function input format"); an empty string when it is absent.
     """
     client_context = getattr(context, "client_context", None)
     custom = getattr(client_context, "custom", None) or {}

@@ -1,9 +1,9 @@
 """Knowledge search: the Bedrock `Retrieve` request and the mapping of its results to citation-ready hits.
 
-Used by the knowledge Lambda (deployed tool). The hit shape (`text`, `title`, `uri`, `page`, `score`) is
+Used by the knowledge Lambda (deployed tool) through `knowledge_tools`. The hit shape (`text`, `title`, `uri`, `page`, `score`) is
 the contract the agent turns into citations; the local index returns the same shape. `page` is the human,
 1-based page a PDF viewer shows; `human_page_number` is the one conversion both paths use.
-Standard library only (the Lambda gets boto3 from its runtime; the client is passed in).
+The boto3 client is passed in (the Lambda gets boto3 from its runtime).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any, TypedDict
 
-from tools import specs
+from tools.dispatch import Handler
+from tools.validation import nonblank
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,7 @@ but not its base; users observe a 0-based page index (https://github.com/aws-sam
 "PDF page number needs +1"). See docs/knowledge-base.md, "Page numbers"; `make verify` checks it live."""
 SOURCE_URI_KEY = "x-amz-bedrock-kb-source-uri"
 TITLE_KEY = "title"
-MAX_RESULTS = 10
-DEFAULT_RESULTS = 5
+TOOL = "search_knowledge_base"
 
 
 class KnowledgeHit(TypedDict):
@@ -40,40 +40,6 @@ class KnowledgeHit(TypedDict):
     uri: str | None
     page: int | None
     score: float | None
-
-
-class KnowledgeSearchError(Exception):
-    """Bad search input: `code` is `invalid_argument`, `message` names the field."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
-
-
-def validate_query(query: object, max_results: object = DEFAULT_RESULTS) -> tuple[str, int]:
-    """The trimmed query and result count, or KnowledgeSearchError naming the field."""
-    if not isinstance(query, str) or not query.strip():
-        raise KnowledgeSearchError("invalid_argument", "query: must be a non-empty string")
-    query = query.strip()
-    if len(query) > specs.MAX_QUERY_CHARS:
-        raise KnowledgeSearchError(
-            "invalid_argument", f"query: is {len(query)} characters; the maximum is {specs.MAX_QUERY_CHARS}"
-        )
-    if isinstance(max_results, float) and max_results.is_integer():
-        max_results = int(max_results)
-    if (
-        isinstance(max_results, bool)
-        or not isinstance(max_results, int)
-        or not 1 <= max_results <= MAX_RESULTS
-    ):
-        raise KnowledgeSearchError(
-            "invalid_argument", f"max_results: must be an integer from 1 to {MAX_RESULTS}"
-        )
-    return query, max_results
 
 
 def retrieve_request(knowledge_base_id: str, query: str, max_results: int) -> dict[str, Any]:
@@ -121,10 +87,14 @@ class KnowledgeSearch:
         self._client = client
         self._knowledge_base_id = knowledge_base_id
 
-    def search(self, query: object, max_results: object = DEFAULT_RESULTS) -> dict[str, Any]:
-        """Search and return `{"query", "results": [KnowledgeHit...], "count"}`."""
-        text, count = validate_query(query, max_results)
-        response = self._client.retrieve(**retrieve_request(self._knowledge_base_id, text, count))
+    def search(self, query: str, max_results: int) -> dict[str, Any]:
+        """Search and return `{"query", "results": [KnowledgeHit...], "count"}`.
+
+        The arguments are the tool's, checked against its schema (`knowledge_tools`); a blank query is
+        ToolError(invalid_argument).
+        """
+        text = nonblank("query", query)
+        response = self._client.retrieve(**retrieve_request(self._knowledge_base_id, text, max_results))
         hits = map_results(response)
         logger.info("knowledge search", extra={"results": len(hits)})
         return {"query": text, "results": hits, "count": len(hits)}
@@ -182,3 +152,8 @@ def _score(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return round(float(value), 4)
+
+
+def knowledge_tools(search: KnowledgeSearch) -> dict[str, Handler]:
+    """The knowledge tool as `{tool name: handler}` for `tools.dispatch.ToolTable`."""
+    return {TOOL: lambda args, _actor: search.search(args["query"], args["max_results"])}

@@ -18,21 +18,25 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from corpus import reader as corpus_reader
+from tools import specs
+from tools.errors import ErrorCode, ToolError
 from tools.knowledge import human_page_number
+from tools.validation import nonblank
 
 logger = logging.getLogger(__name__)
 
-DOCUMENT_SUFFIXES = (".md", ".txt", ".pdf")
-EXCLUDED_NAMES = frozenset({"README.md"})
+DOCUMENT_SUFFIXES = tuple(corpus_reader.SUPPORTED_DOCUMENT_TYPES)
 MAX_CHUNK_CHARS = 1200
 CHUNK_OVERLAP_CHARS = 150
 RRF_K = 60
 INDEX_VERSION = "1"
+MAX_RESULTS = int(specs.spec("search_knowledge_base").input_schema["properties"]["max_results"]["maximum"])
 
 
 class IndexError_(Exception):
@@ -143,14 +147,14 @@ def _markdown_sections(text: str) -> list[tuple[str | None, str]]:
 
 def load_chunks(corpus_dir: Path, uri_prefix: str = "corpus/") -> list[Chunk]:
     """Read and chunk every document of the corpus (sorted by file name, so ids are stable)."""
-    if not corpus_dir.is_dir():
-        raise IndexError_(f"corpus directory {corpus_dir} does not exist")
+    try:  # corpus.reader decides what a document is, for the knowledge base and the dataset too
+        documents = corpus_reader.documents(corpus_dir, setting="corpus_dir")
+    except corpus_reader.CorpusError as error:
+        raise IndexError_(str(error)) from error
     chunks: list[Chunk] = []
-    for path in sorted(corpus_dir.iterdir()):
-        if path.suffix not in DOCUMENT_SUFFIXES or path.name in EXCLUDED_NAMES or not path.is_file():
-            continue
+    for path in documents:
         title = _title(path)
-        uri = f"{uri_prefix}{path.name}"
+        uri = f"{uri_prefix}{path.relative_to(corpus_dir).as_posix()}"
         if path.suffix == ".pdf":
             from pypdf import PdfReader
             from pypdf.errors import PdfReadError
@@ -189,10 +193,7 @@ def load_chunks(corpus_dir: Path, uri_prefix: str = "corpus/") -> list[Chunk]:
 
 def _fingerprint(corpus_dir: Path) -> str:
     digest = hashlib.sha256(INDEX_VERSION.encode())
-    for path in sorted(corpus_dir.iterdir()):
-        if path.is_file():
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+    digest.update(corpus_reader.corpus_fingerprint(corpus_dir).encode())
     return digest.hexdigest()[:24]
 
 
@@ -249,8 +250,8 @@ class KnowledgeIndex:
         """Index a corpus, reusing cached embeddings when the corpus is unchanged."""
         import numpy as np
 
+        chunks = load_chunks(corpus_dir)  # a bad corpus fails before the model loads
         embedder = embedder or Embedder()
-        chunks = load_chunks(corpus_dir)
         if cache_dir is not None:
             key = _fingerprint(corpus_dir)
             vectors_file = cache_dir / f"{key}.npy"
@@ -282,11 +283,12 @@ class KnowledgeIndex:
 
     def search(self, query: str, max_results: int = 5) -> list[Hit]:
         """The best `max_results` chunks for `query` (fused dense + BM25 ranking)."""
-        query = query.strip()
-        if not query:
-            raise ValueError("query must not be empty")
-        if not 1 <= max_results <= 10:
-            raise ValueError("max_results must be between 1 and 10")
+        query = nonblank("query", query)
+        if not 1 <= max_results <= MAX_RESULTS:
+            raise ToolError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"max_results: must be from 1 to {MAX_RESULTS} (got {max_results})",
+            )
         candidates = min(len(self.chunks), max(20, max_results * 4))
         vector = self._embedder.embed([query])
         with self._lock:
@@ -307,7 +309,3 @@ class KnowledgeIndex:
                 cosine[chunk_id] = float(similarity)
         best = sorted(fused, key=lambda chunk_id: fused[chunk_id], reverse=True)[:max_results]
         return [Hit(self.chunks[chunk_id], max(0.0, cosine[chunk_id])) for chunk_id in best]
-
-
-def describe(hits: Iterable[Hit]) -> list[dict[str, Any]]:
-    return [hit.as_result() for hit in hits]

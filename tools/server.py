@@ -1,12 +1,14 @@
 """The local MCP tool server (local mode): the same tools as the AgentCore Gateway, on 127.0.0.1.
 
 Tools come from `tools/specs.py` with their published JSON schemas (the MCP SDK validates every call
-against them): ticket tools over SQLite with the Lambda's rules (`tools/tickets.py`), knowledge search
-over the embedded index of `corpus/` (`tools/local_index.py`), and web search through Tavily only when
-`TAVILY_API_KEY` is set (otherwise the tool is not listed at all).
+against them), dispatched through the same `tools.dispatch.ToolTable` as the Lambdas: ticket tools over
+SQLite with the Lambda's rules (`tools/tickets/`), knowledge search over the embedded index of `corpus/`
+(`tools/local_index.py`), and web search through Tavily only when `TAVILY_API_KEY` is set (otherwise the
+tool is not listed at all). A refusal (`tools.errors.ToolError`) is an MCP tool error whose text is the
+JSON body the Lambdas return, `{"error": {"code", "message"}}`.
 
 The caller's identity is the `X-Actor-Id` header the local agent sends (the loopback stand-in for the
-gateway interceptor's verified `_actor`); a call without it fails with an authorization error.
+gateway interceptor's verified `_actor`); a ticket call without it is `unauthorized`.
 
 A web page must not be able to drive it (it holds the user's tickets): every request's `Host` must be a
 loopback name (DNS-rebinding protection, the MCP SDK's `TransportSecuritySettings`), a request with an
@@ -27,9 +29,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mcp.types as types
 from mcp.server.lowlevel import Server
@@ -41,20 +43,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from tools import specs
-from tools.tickets import (
-    SqliteTicketRepository,
-    TicketError,
-    TicketService,
-    dispatch,
-    validate_arguments,
-)
+from tools.dispatch import Handler, ToolTable
+from tools.errors import ToolError
+from tools.local_index import Hit
+from tools.tickets import SqliteTicketRepository, TicketService, ticket_tools
+from tools.validation import nonblank
+from tools.web_search import TavilyClient, web_search_tools
 
 logger = logging.getLogger(__name__)
 
 ACTOR_HEADER = "x-actor-id"
 ACTOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
-TAVILY_URL = "https://api.tavily.com/search"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The names a loopback client puts in `Host` (with any port): anything else is a DNS-rebinding attempt.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -63,55 +62,54 @@ MAX_BODY_BYTES = 256 * 1024
 # A JSON-RPC tool call nests about 4 levels; the deepest published schema adds 2.
 MAX_JSON_DEPTH = 32
 
-SearchFn = Callable[[str, int], list[dict[str, Any]]]
+
+class LocalKnowledge(Protocol):
+    """The embedded index's search (`tools.local_index.KnowledgeIndex`), or a stand-in with its shape."""
+
+    def search(self, query: str, max_results: int) -> Sequence[Hit]: ...
 
 
-class ToolFailure(Exception):
-    """A tool call failed for a reason the model can act on; the message is returned as the tool error."""
+def local_knowledge_tools(knowledge: LocalKnowledge) -> dict[str, Handler]:
+    """The knowledge tool over the embedded index, answering like the knowledge Lambda."""
+
+    def search(args: dict[str, Any], _actor: str | None) -> dict[str, Any]:
+        query = nonblank("query", args["query"])
+        hits = knowledge.search(query, args["max_results"])
+        return {"query": query, "results": [hit.as_result() for hit in hits], "count": len(hits)}
+
+    return {"search_knowledge_base": search}
 
 
-def tavily_search(api_key: str, timeout: float = 15.0) -> SearchFn:
-    """A web search function backed by Tavily's search API."""
-    import httpx
-
-    def search(query: str, max_results: int) -> list[dict[str, Any]]:
-        response = httpx.post(
-            TAVILY_URL,
-            json={"query": query, "max_results": max_results, "search_depth": "basic"},
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=timeout,
-        )
-        if response.status_code >= 400:
-            raise ToolFailure(f"web search failed: Tavily answered HTTP {response.status_code}")
-        results = response.json().get("results", [])
-        return [
-            {
-                "title": r.get("title"),
-                "url": r.get("url"),
-                "content": r.get("content"),
-                "score": r.get("score"),
-            }
-            for r in results
-        ]
-
-    return search
+def error_result(error: ToolError) -> types.CallToolResult:
+    """A ToolError as an MCP tool error: the JSON body the tool Lambdas return, flagged `isError`."""
+    body = error.to_dict()
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(body))],
+        structuredContent=body,
+        isError=True,
+    )
 
 
 class ToolServer:
-    """Tool implementations bound to their stores; `build_app()` serves them over MCP."""
+    """Tool implementations bound to their stores; `build_app()` serves them over MCP.
+
+    Args:
+        tickets: the ticket rules over their store (SQLite in local mode).
+        knowledge: the embedded knowledge index.
+        web_search: a Tavily client; without one the `web_search` tool is not served (nor listed).
+    """
 
     def __init__(
         self,
         tickets: TicketService,
-        knowledge: Any,
-        web_search: SearchFn | None = None,
+        knowledge: LocalKnowledge,
+        web_search: TavilyClient | None = None,
     ) -> None:
-        self.tickets = tickets
-        self.knowledge = knowledge
-        self.web_search = web_search
-        self.specs = tuple(
-            spec for spec in specs.TOOL_SPECS if spec.target != "web_search" or web_search is not None
-        )
+        handlers = {**ticket_tools(tickets), **local_knowledge_tools(knowledge)}
+        if web_search is not None:
+            handlers.update(web_search_tools(web_search))
+        self.table = ToolTable(handlers, identity_source=f"the {ACTOR_HEADER} header is missing or invalid")
+        self.specs = self.table.specs
 
     def list_tools(self) -> list[types.Tool]:
         return [
@@ -120,29 +118,12 @@ class ToolServer:
         ]
 
     def call(self, name: str, arguments: Any, actor: str | None) -> dict[str, Any]:
-        """Run one tool; raise ToolFailure with a message for the model."""
-        spec = next((s for s in self.specs if s.name == name), None)
-        if spec is None:
-            raise ToolFailure(f"unknown tool {name!r}; available: {[s.name for s in self.specs]}")
-        if spec.target == "tickets":
-            if actor is None:
-                raise ToolFailure("unauthorized: no caller identity (X-Actor-Id header missing or invalid)")
-            try:
-                return dispatch(self.tickets, name, arguments, actor)
-            except TicketError as error:
-                raise ToolFailure(str(error)) from error
-        # The MCP SDK validated the call against the schema already; checked again here so a handler never
-        # sees what its schema forbids (another transport, a schema drift): a named error, not a KeyError.
-        try:
-            checked = validate_arguments(spec, arguments)
-        except TicketError as error:
-            raise ToolFailure(str(error)) from error
-        query, max_results = str(checked["query"]), int(checked.get("max_results", 5))
-        if spec.target == "knowledge":
-            hits = self.knowledge.search(query, max_results)
-            return {"query": query, "results": [hit.as_result() for hit in hits], "count": len(hits)}
-        assert self.web_search is not None
-        return {"results": self.web_search(query, max_results)}
+        """Run one tool for `actor` through the tool table; raises ToolError.
+
+        The MCP SDK validated the call against the published schema already; the table checks again, so a
+        handler never sees what its schema forbids (another transport, a schema drift).
+        """
+        return self.table.call(name, arguments, actor)
 
     def build_app(self, allowed_origins: Sequence[str] = ()) -> Starlette:
         """The Starlette app: `/mcp` (streamable HTTP) and `/health`, both loopback-Host only.
@@ -159,7 +140,7 @@ class ToolServer:
             return tool_server.list_tools()
 
         @server.call_tool()  # type: ignore[untyped-decorator]
-        async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any] | types.CallToolResult:
             request = server.request_context.request
             actor = None
             if isinstance(request, Request):
@@ -169,10 +150,9 @@ class ToolServer:
 
             try:
                 return await anyio.to_thread.run_sync(tool_server.call, name, arguments, actor)
-            except ToolFailure:
-                raise
-            except ValueError as error:
-                raise ToolFailure(f"invalid_argument: {error}") from error
+            except ToolError as error:
+                logger.info("tool %s refused: %s (%d)", name, error.code.value, error.status)
+                return error_result(error)
 
         settings = transport_security(allowed_origins)
         security = TransportSecurityMiddleware(settings)
@@ -306,7 +286,7 @@ def create_server(
 
     knowledge = KnowledgeIndex.build(corpus_dir, index_cache)
     tickets = TicketService(SqliteTicketRepository(db_path))
-    web_search = tavily_search(tavily_key) if tavily_key else None
+    web_search = TavilyClient(tavily_key) if tavily_key else None
     return ToolServer(tickets, knowledge, web_search)
 
 

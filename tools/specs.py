@@ -25,6 +25,10 @@ MAX_SUBJECT_CHARS = 200
 MAX_DESCRIPTION_CHARS = 4000
 MAX_COMMENT_CHARS = 2000
 MAX_QUERY_CHARS = 1000
+MAX_EMAIL_CHARS = 254
+MAX_DEVICE_CHARS = 100
+MAX_LIST_LIMIT = 50
+TICKET_ID_PATTERN = "^TCK-[0-9A-F]{8}$"
 
 IDENTITY_ARGUMENT = "_actor"
 """The argument that carries the verified caller to a target (gateway schema only; never model-visible)."""
@@ -76,7 +80,7 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
 
 _TICKET_ID = {
     "type": "string",
-    "pattern": "^TCK-[0-9A-F]{8}$",
+    "pattern": TICKET_ID_PATTERN,
     "description": "The ticket id, e.g. TCK-1A2B3C4D.",
 }
 
@@ -90,7 +94,11 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         ),
         input_schema=_object(
             {
-                "email": {"type": "string", "description": "Contact email of the user.", "maxLength": 254},
+                "email": {
+                    "type": "string",
+                    "description": "Contact email of the user.",
+                    "maxLength": MAX_EMAIL_CHARS,
+                },
                 "subject": {
                     "type": "string",
                     "description": "One-line summary of the problem.",
@@ -107,7 +115,7 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
                 "device": {
                     "type": "string",
                     "description": "Product or device model, if known.",
-                    "maxLength": 100,
+                    "maxLength": MAX_DEVICE_CHARS,
                 },
             },
             required=("email", "subject", "description"),
@@ -126,7 +134,7 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         input_schema=_object(
             {
                 "status": {"type": "string", "enum": list(TICKET_STATUSES)},
-                "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 10},
             }
         ),
     ),

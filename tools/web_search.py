@@ -2,7 +2,7 @@
 deployed gateway target (request schema taken from tools/specs.py, so both expose the same tool).
 
 Deployed, the gateway calls Tavily itself through an OpenAPI target and injects the API key from an
-AgentCore API-key credential provider; this client is for local mode only (TAVILY_API_KEY).
+AgentCore API-key credential provider; this client is for local mode only (TAVILY_API_KEY), served by tools/server.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tools import specs
+from tools.dispatch import Handler
+from tools.errors import ErrorCode, ToolError
+from tools.validation import nonblank
 
 logger = logging.getLogger(__name__)
 
@@ -24,24 +27,13 @@ OPENAPI_FILE = Path(__file__).resolve().parent / "openapi" / "tavily-search.json
 DEFAULT_BASE_URL = "https://api.tavily.com"
 TIMEOUT_SECONDS = 15.0
 MAX_SNIPPET_CHARS = 1500
-
-
-class WebSearchError(Exception):
-    """A failed search: `code` is `invalid_argument`, `not_configured` or `upstream_error`."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+TOOL = "web_search"
 
 
 def openapi_document() -> dict[str, Any]:
     """The Tavily OpenAPI document with the `web_search` operation described by tools/specs.py."""
     document: dict[str, Any] = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
-    tool = specs.spec("web_search")
+    tool = specs.spec(TOOL)
     operation = document["paths"]["/search"]["post"]
     operation["operationId"] = tool.name
     operation["description"] = tool.description
@@ -59,17 +51,21 @@ class TavilyClient:
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL) -> None:
         if not api_key or not api_key.strip():
-            raise WebSearchError("not_configured", "web search needs TAVILY_API_KEY to be set")
+            raise ToolError(ErrorCode.NOT_CONFIGURED, "web search needs TAVILY_API_KEY to be set")
         parsed = urlparse(base_url)
         loopback = parsed.hostname in {"127.0.0.1", "localhost", "::1"}
         if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
-            raise WebSearchError("not_configured", f"Tavily base URL must use https: {base_url}")
+            raise ToolError(ErrorCode.NOT_CONFIGURED, f"Tavily base URL must use https: {base_url}")
         self._api_key = api_key.strip()
         self._url = base_url.rstrip("/") + "/search"
 
-    def search(self, query: object, max_results: object = 5) -> dict[str, Any]:
-        """Search the web: `{"query", "results": [{"title", "url", "content", "score"}], "count"}`."""
-        text, count = _validate(query, max_results)
+    def search(self, query: str, max_results: int) -> dict[str, Any]:
+        """Search the web: `{"query", "results": [{"title", "url", "content", "score"}], "count"}`.
+
+        The arguments are the tool's, checked against its schema (`web_search_tools`); a blank query is
+        ToolError(invalid_argument), a failed or unreachable Tavily ToolError(upstream_error).
+        """
+        text, count = nonblank("query", query), max_results
         payload = json.dumps({"query": text, "max_results": count, "search_depth": "basic"}).encode()
         request = urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
             self._url,
@@ -81,9 +77,11 @@ class TavilyClient:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
                 body = json.loads(response.read(5_000_000))
         except urllib.error.HTTPError as exc:
-            raise WebSearchError("upstream_error", f"Tavily answered HTTP {exc.code}") from exc
+            raise ToolError(ErrorCode.UPSTREAM_ERROR, f"Tavily answered HTTP {exc.code}") from exc
         except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
-            raise WebSearchError("upstream_error", f"Tavily is unreachable ({type(exc).__name__})") from exc
+            raise ToolError(
+                ErrorCode.UPSTREAM_ERROR, f"Tavily is unreachable ({type(exc).__name__})"
+            ) from exc
         results = [
             {
                 "title": str(item.get("title") or item.get("url") or ""),
@@ -97,15 +95,6 @@ class TavilyClient:
         return {"query": text, "results": results, "count": len(results)}
 
 
-def _validate(query: object, max_results: object) -> tuple[str, int]:
-    schema = specs.spec("web_search").input_schema["properties"]
-    if not isinstance(query, str) or not query.strip():
-        raise WebSearchError("invalid_argument", "query: must be a non-empty string")
-    if len(query.strip()) > schema["query"]["maxLength"]:
-        raise WebSearchError(
-            "invalid_argument", f"query: the maximum is {schema['query']['maxLength']} characters"
-        )
-    low, high = schema["max_results"]["minimum"], schema["max_results"]["maximum"]
-    if isinstance(max_results, bool) or not isinstance(max_results, int) or not low <= max_results <= high:
-        raise WebSearchError("invalid_argument", f"max_results: must be an integer from {low} to {high}")
-    return query.strip(), max_results
+def web_search_tools(client: TavilyClient) -> dict[str, Handler]:
+    """The web search tool as `{tool name: handler}` for `tools.dispatch.ToolTable`."""
+    return {TOOL: lambda args, _actor: client.search(args["query"], args["max_results"])}

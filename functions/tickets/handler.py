@@ -4,7 +4,7 @@ The gateway calls it with the tool's declared input properties as the event and 
 context (https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-add-target-lambda.html, "Lambda
 function input format"). The identity argument (`tools.specs.IDENTITY_ARGUMENT`, declared in this target's
 gateway schema) is always set by the REQUEST interceptor to the verified caller's `sub`; it is the only
-source of the ticket owner, and a call without it is refused as `unauthorized`.
+source of the ticket owner, and a call without it is refused as `unauthorized` (`functions.tool_target.serve`).
 """
 
 from __future__ import annotations
@@ -14,37 +14,26 @@ from typing import Any
 
 import boto3
 
-from functions.common import require_env, tool_name
-from tools.tickets import ACTOR_ARGUMENT, DynamoTicketRepository, TicketError, TicketService, dispatch
+from functions.common import require_env
+from functions.tool_target import IDENTITY_SOURCE, serve
+from tools.dispatch import ToolTable
+from tools.tickets import DynamoTicketRepository, TicketService, ticket_tools
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
-_service: TicketService | None = None
+_table: ToolTable | None = None
 
 
-def _get_service() -> TicketService:
-    global _service
-    if _service is None:
+def _get_table() -> ToolTable:
+    global _table
+    if _table is None:
         table_name = require_env("TICKETS_TABLE_NAME")
-        table = boto3.resource("dynamodb").Table(table_name)
-        _service = TicketService(DynamoTicketRepository(table))
-    return _service
+        service = TicketService(DynamoTicketRepository(boto3.resource("dynamodb").Table(table_name)))
+        _table = ToolTable(ticket_tools(service), identity_source=IDENTITY_SOURCE)
+    return _table
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run the ticket tool named in the gateway context for the actor the interceptor verified."""
-    name = tool_name(context)
-    if not isinstance(event, dict):
-        return TicketError("invalid_argument", "arguments must be a JSON object").to_dict()
-    owner = event.get(ACTOR_ARGUMENT)
-    if not isinstance(owner, str) or not owner:
-        logger.warning("ticket tool called without a verified actor", extra={"tool": name})
-        return TicketError(
-            "unauthorized", f"no verified caller identity; the tool gateway must set {ACTOR_ARGUMENT}"
-        ).to_dict()
-    try:
-        return dispatch(_get_service(), name, event, owner)
-    except TicketError as error:
-        logger.info("ticket tool refused", extra={"tool": name, "code": error.code})
-        return error.to_dict()
+    return serve(_get_table(), event, context)

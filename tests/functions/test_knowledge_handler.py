@@ -11,7 +11,9 @@ from botocore.stub import Stubber
 
 from functions.common import MissingSettingError
 from functions.knowledge import handler as knowledge_handler
-from tools.knowledge import KnowledgeSearch
+from functions.tool_target import IDENTITY_SOURCE
+from tools.dispatch import ToolTable
+from tools.knowledge import KnowledgeSearch, knowledge_tools
 
 KB_ID = "KBTEST1234"
 BUCKET = "s3://aaf-docs-123456789012"
@@ -54,7 +56,8 @@ def stubbed(monkeypatch):
     client = boto3.client(
         "bedrock-agent-runtime", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
-    monkeypatch.setattr(knowledge_handler, "_search", KnowledgeSearch(client, KB_ID))
+    table = ToolTable(knowledge_tools(KnowledgeSearch(client, KB_ID)), identity_source=IDENTITY_SOURCE)
+    monkeypatch.setattr(knowledge_handler, "_table", table)
     with Stubber(client) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()
@@ -187,15 +190,21 @@ def test_bad_input_is_rejected_without_calling_bedrock(stubbed, event, field):
     assert answer["error"]["message"].startswith(f"{field}:")
 
 
-def test_unknown_tool_is_rejected(stubbed):
-    other = SimpleNamespace(
-        client_context=SimpleNamespace(custom={"bedrockAgentCoreToolName": "knowledge___delete"})
-    )
-    assert knowledge_handler.handler({"query": "q"}, other)["error"]["code"] == "invalid_argument"
+@pytest.mark.parametrize("name", ["knowledge___delete", "tickets___create_ticket", ""])
+def test_unknown_tool_is_rejected_without_calling_bedrock(stubbed, name):
+    other = SimpleNamespace(client_context=SimpleNamespace(custom={"bedrockAgentCoreToolName": name}))
+    error = knowledge_handler.handler({"query": "q"}, other)["error"]
+    assert error["code"] == "unknown_tool"
+    assert error["message"].endswith("known tools: ['search_knowledge_base']")
+
+
+def test_max_results_given_as_an_integral_number_is_an_integer(stubbed):
+    expect(stubbed, "red light", 3)
+    knowledge_handler.handler({"query": "red light", "max_results": 3.0}, CONTEXT)
 
 
 def test_missing_knowledge_base_setting_names_the_variable(monkeypatch):
     monkeypatch.delenv("KNOWLEDGE_BASE_ID", raising=False)
-    monkeypatch.setattr(knowledge_handler, "_search", None)
+    monkeypatch.setattr(knowledge_handler, "_table", None)
     with pytest.raises(MissingSettingError, match="KNOWLEDGE_BASE_ID"):
         knowledge_handler.handler({"query": "q"}, CONTEXT)

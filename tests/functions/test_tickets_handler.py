@@ -30,7 +30,7 @@ def table(monkeypatch):
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
     monkeypatch.setenv("TICKETS_TABLE_NAME", "aaf-tickets")
-    monkeypatch.setattr(tickets_handler, "_service", None)
+    monkeypatch.setattr(tickets_handler, "_table", None)
     with mock_aws():
         yield create_tickets_table("aaf-tickets")
 
@@ -172,7 +172,8 @@ def test_create_rejects_bad_input_and_stores_nothing(table, overrides, field):
         ),
         ("add_ticket_comment", {"ticket_id": "TCK-FFFFFFFF", "comment": ""}, "invalid_argument", "comment"),
         ("list_tickets", {"limit": 0}, "invalid_argument", "limit"),
-        ("delete_ticket", {"ticket_id": "TCK-FFFFFFFF"}, "invalid_argument", "tool"),
+        ("delete_ticket", {"ticket_id": "TCK-FFFFFFFF"}, "unknown_tool", "tool"),
+        ("", {"ticket_id": "TCK-FFFFFFFF"}, "unknown_tool", "tool"),
     ],
 )
 def test_bad_calls_get_a_clear_error(table, tool, arguments, code, field):
@@ -181,13 +182,35 @@ def test_bad_calls_get_a_clear_error(table, tool, arguments, code, field):
     assert result["error"]["message"].startswith(f"{field}:")
 
 
-def test_non_object_event_is_rejected(table):
-    assert tickets_handler.handler(["x"], context("list_tickets"))["error"]["code"] == "invalid_argument"
+def test_non_object_event_is_refused(table):
+    """A non-object event cannot carry the verified identity: refused before anything else."""
+    assert tickets_handler.handler(["x"], context("list_tickets"))["error"]["code"] == "unauthorized"
+
+
+def test_the_event_is_not_changed(table):
+    """The handler takes the identity out of its own copy of the event."""
+    event = {"_actor": ALICE, "limit": 3}
+    tickets_handler.handler(event, context("list_tickets"))
+    assert event == {"_actor": ALICE, "limit": 3}
+
+
+def test_an_unknown_tool_names_the_ticket_tools(table):
+    result = call("delete_ticket", ALICE)
+    assert result["error"]["message"] == (
+        "tool: unknown tool 'delete_ticket'; known tools: "
+        "['create_ticket', 'get_ticket', 'list_tickets', 'update_ticket_status', 'add_ticket_comment']"
+    )
+
+
+def test_a_context_without_a_tool_name_is_an_unknown_tool(table):
+    result = tickets_handler.handler({"_actor": ALICE}, SimpleNamespace(client_context=None))
+    assert result["error"]["code"] == "unknown_tool"
+    assert result["error"]["message"].startswith("tool: unknown tool ''")
 
 
 def test_missing_table_setting_names_the_variable(monkeypatch):
     monkeypatch.delenv("TICKETS_TABLE_NAME", raising=False)
-    monkeypatch.setattr(tickets_handler, "_service", None)
+    monkeypatch.setattr(tickets_handler, "_table", None)  # restored afterwards for the module's handler
     with pytest.raises(MissingSettingError, match="TICKETS_TABLE_NAME"):
         tickets_handler.handler({"_actor": ALICE}, context("list_tickets"))
 

@@ -21,7 +21,8 @@ from local_stack.light_tools import build
 from tests.reliability.conftest import store_state
 from tests.reliability.mcp_http import RawMcpSession
 from tools import specs
-from tools.server import ToolFailure, ToolServer
+from tools.errors import ToolError
+from tools.server import ToolServer
 
 TOOLS = [spec for spec in specs.TOOL_SPECS if spec.target != "web_search"]  # web search needs Tavily
 ACTOR = "alice"
@@ -79,7 +80,7 @@ def _direct_case(direct: tuple[ToolServer, Path, str], name: str, arguments: Any
     before = store_state(db)
     try:
         result = server.call(name, arguments, ACTOR)
-    except ToolFailure as failure:
+    except ToolError as failure:
         assert str(failure), "a tool error must name its cause"
         assert store_state(db) == before, f"{name} rejected {arguments!r} but wrote to the store"
         return
@@ -102,7 +103,7 @@ def test_handlers_with_arguments_that_break_the_schema(
     direct: tuple[ToolServer, Path, str], spec: specs.ToolSpec
 ) -> None:
     """The handlers get arguments the SDK already validated, but must not rely on it (a schema drift,
-    another transport): anything else is a ToolFailure, never KeyError/TypeError."""
+    another transport): anything else is a ToolError, never KeyError/TypeError."""
 
     @given(arguments=breaking(spec))
     def check(arguments: Any) -> None:

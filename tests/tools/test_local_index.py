@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tools.errors import ErrorCode, ToolError
 from tools.local_index import Embedder, IndexError_, KnowledgeIndex, load_chunks
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
@@ -63,8 +66,71 @@ def test_scores_are_ordered_by_fused_rank_and_bounded(index: KnowledgeIndex) -> 
     [("  ", 3, "query"), ("router", 0, "max_results"), ("router", 11, "max_results")],
 )
 def test_bad_queries_are_rejected(index: KnowledgeIndex, query: str, limit: int, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ToolError, match=message) as caught:
         index.search(query, limit)
+    assert caught.value.code == ErrorCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("limit", [1, 10])
+def test_result_count_bounds_are_inclusive(index: KnowledgeIndex, limit: int) -> None:
+    assert len(index.search("router", limit)) == limit
+
+
+class CountingEmbedder(Embedder):
+    """The real embedder, counting the texts it embeds."""
+
+    def __init__(self, real: Embedder) -> None:
+        self.__dict__.update(real.__dict__)
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
+def test_an_unchanged_corpus_is_not_embedded_again(embedder: Embedder, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Guide A\n\n## Setup\n\nPlug the hub into power.\n", encoding="utf-8")
+    (corpus / "b.md").write_text("# Guide B\n\n## Lights\n\nA red light means no link.\n", encoding="utf-8")
+    cache = tmp_path / "cache"
+    first = CountingEmbedder(embedder)
+    built = KnowledgeIndex.build(corpus, cache, first)
+    assert len(first.texts) == len(built.chunks) == 2
+    second = CountingEmbedder(embedder)
+    reused = KnowledgeIndex.build(corpus, cache, second)
+    assert second.texts == []  # every vector came from the cache
+    assert reused.chunks == built.chunks
+    assert reused.search("red light", 1)[0].chunk.text == built.search("red light", 1)[0].chunk.text
+    assert second.texts == ["red light"]  # only the query
+    (corpus / "b.md").write_text("# Guide B\n\n## Lights\n\nA blue light means pairing.\n", encoding="utf-8")
+    third = CountingEmbedder(embedder)
+    KnowledgeIndex.build(corpus, cache, third)
+    assert len(third.texts) == 2  # a changed corpus is embedded again
+
+
+def test_a_cache_whose_chunks_differ_is_not_used(embedder: Embedder, tmp_path: Path) -> None:
+    """The vectors file alone is not trusted: its chunk list must equal the corpus's chunks."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Guide A\n\n## Setup\n\nPlug the hub into power.\n", encoding="utf-8")
+    cache = tmp_path / "cache"
+    KnowledgeIndex.build(corpus, cache, embedder)
+    (chunks_file,) = cache.glob("*.json")
+    chunks_file.write_text("[]", encoding="utf-8")
+    counting = CountingEmbedder(embedder)
+    KnowledgeIndex.build(corpus, cache, counting)
+    assert len(counting.texts) == 1
+
+
+def test_the_embedded_text_carries_title_and_section(embedder: Embedder, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Guide A\n\n## Setup\n\nPlug the hub into power.\n", encoding="utf-8")
+    counting = CountingEmbedder(embedder)
+    index = KnowledgeIndex.build(corpus, None, counting)
+    assert counting.texts == ["Guide A. Setup\n## Setup\n\nPlug the hub into power."]
+    assert index.search("hub power", 1)[0].score > 0.3
 
 
 def test_cache_is_reused_and_invalidated_by_a_change(embedder: Embedder, tmp_path: Path) -> None:

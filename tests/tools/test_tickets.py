@@ -1,4 +1,5 @@
-"""Ticket rules, run against both repositories (DynamoDB under moto, SQLite) with identical expectations."""
+"""Ticket rules, run against both storage backends (DynamoDB under moto, SQLite) with identical
+expectations, and the ticket tools through the dispatch table."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import pytest
 from moto import mock_aws
 
 from tools import specs
+from tools.dispatch import ToolTable
+from tools.errors import ToolError
 from tools.tickets import (
     MAX_COMMENTS_PER_TICKET,
     DynamoTicketRepository,
     SqliteTicketRepository,
     StaleTicketError,
-    TicketError,
     TicketService,
-    dispatch,
+    ticket_tools,
 )
 
 ALICE = "0b7e5c1a-alice"
@@ -38,10 +40,10 @@ class StepClock:
         return self.now
 
 
-def create_tickets_table(table_name: str = "tickets"):
-    """The table exactly as the AgentCore stack declares it (keys and index from the repository)."""
+def create_tickets_table(table_name: str = "tickets", client: Any = None, resource: Any = None) -> Any:
+    """The table exactly as the AgentCore stack declares it (keys and index from the backend)."""
     repo = DynamoTicketRepository
-    client = boto3.client("dynamodb", region_name="eu-central-1")
+    client = client or boto3.client("dynamodb", region_name="eu-central-1")
     client.create_table(
         TableName=table_name,
         BillingMode="PAY_PER_REQUEST",
@@ -65,25 +67,43 @@ def create_tickets_table(table_name: str = "tickets"):
             }
         ],
     )
-    return boto3.resource("dynamodb", region_name="eu-central-1").Table(table_name)
+    return (resource or boto3.resource("dynamodb", region_name="eu-central-1")).Table(table_name)
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[tuple[Any, Any]]:
+    """One moto DynamoDB for the module (clients are the slow part); each test gets a fresh table."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            patch.setenv(name, "testing")
+        with mock_aws():
+            yield (
+                boto3.client("dynamodb", region_name="eu-central-1"),
+                boto3.resource("dynamodb", region_name="eu-central-1"),
+            )
 
 
 @pytest.fixture(params=["dynamodb", "sqlite"])
-def repository(request, tmp_path: Path, monkeypatch) -> Iterator[object]:
+def repository(request, tmp_path: Path) -> Iterator[object]:
     if request.param == "sqlite":
         repo = SqliteTicketRepository(tmp_path / "tickets.db")
         yield repo
         repo.close()
         return
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    with mock_aws():
-        yield DynamoTicketRepository(create_tickets_table())
+    client, resource = request.getfixturevalue("dynamodb")
+    table = create_tickets_table(f"tickets-{len(client.list_tables()['TableNames'])}", client, resource)
+    yield DynamoTicketRepository(table)
+    table.delete()
 
 
 @pytest.fixture
 def service(repository) -> TicketService:
     return TicketService(repository, clock=StepClock())
+
+
+def dispatch(service: TicketService, tool: str, arguments: Any, owner: str | None) -> dict[str, Any]:
+    """One ticket tool call as both transports make it: through the dispatch table."""
+    return ToolTable(ticket_tools(service), identity_source="test").call(tool, arguments, owner)
 
 
 def new_ticket(service: TicketService, owner: str = ALICE, **overrides: Any) -> dict[str, Any]:
@@ -98,8 +118,8 @@ def new_ticket(service: TicketService, owner: str = ALICE, **overrides: Any) -> 
     return service.create(owner, **arguments)
 
 
-def assert_error(code: str, field: str, call, *args, **kwargs) -> TicketError:
-    with pytest.raises(TicketError) as caught:
+def assert_error(code: str, field: str, call, *args, **kwargs) -> ToolError:
+    with pytest.raises(ToolError) as caught:
         call(*args, **kwargs)
     assert caught.value.code == code
     assert caught.value.message.startswith(f"{field}:") or field in caught.value.message
@@ -214,7 +234,7 @@ def test_not_found_is_indistinguishable_from_foreign(service):
 
 @pytest.mark.parametrize("owner", ["", "   ", None, "x" * 129, "bad\x00owner"])
 def test_missing_or_malformed_owner_is_unauthorized(service, owner):
-    with pytest.raises(TicketError) as caught:
+    with pytest.raises(ToolError) as caught:
         service.create(owner, "a@example.com", "s", "d")
     assert caught.value.code == "unauthorized"
 
@@ -319,7 +339,7 @@ def test_comment_count_is_bounded(service):
     created = new_ticket(service)
     for n in range(MAX_COMMENTS_PER_TICKET):
         service.add_comment(ALICE, created["ticket_id"], f"note {n}")
-    with pytest.raises(TicketError) as caught:
+    with pytest.raises(ToolError) as caught:
         service.add_comment(ALICE, created["ticket_id"], "one too many")
     assert caught.value.code == "limit_exceeded"
     assert len(service.get(ALICE, created["ticket_id"])["comments"]) == MAX_COMMENTS_PER_TICKET
@@ -364,7 +384,7 @@ def test_concurrent_update_is_retried_not_lost(repository):
     assert [c["comment"] for c in ticket["comments"]] == ["other writer", "mine"]
 
 
-# --- dispatch: the tool contract -------------------------------------------------------------------
+# --- the ticket tools through the dispatch table ------------------------------------------------------
 
 
 def test_dispatch_runs_every_ticket_tool(service):
@@ -376,43 +396,89 @@ def test_dispatch_runs_every_ticket_tool(service):
     )
     assert created["priority"] == "normal"
     tid = created["ticket_id"]
-    assert dispatch(service, "get_ticket", {"ticket_id": tid}, ALICE)["ticket_id"] == tid
-    assert dispatch(service, "list_tickets", {}, ALICE)["count"] == 1
-    assert (
-        dispatch(service, "update_ticket_status", {"ticket_id": tid, "status": "closed"}, ALICE)["status"]
-        == "closed"
-    )
-    assert (
-        len(dispatch(service, "add_ticket_comment", {"ticket_id": tid, "comment": "ok"}, ALICE)["comments"])
-        == 1
-    )
-    assert {s.name for s in specs.specs_for("tickets")} == {
+    assert dispatch(service, "get_ticket", {"ticket_id": tid}, ALICE) == created
+    listed = dispatch(service, "list_tickets", {}, ALICE)
+    assert listed["count"] == 1 and listed["tickets"][0]["ticket_id"] == tid
+    updated = dispatch(service, "update_ticket_status", {"ticket_id": tid, "status": "closed"}, ALICE)
+    assert updated["status"] == "closed"
+    assert service.get(ALICE, tid)["status"] == "closed"
+    commented = dispatch(service, "add_ticket_comment", {"ticket_id": tid, "comment": "ok"}, ALICE)
+    assert [c["comment"] for c in commented["comments"]] == ["ok"]
+    assert set(ticket_tools(service)) == {s.name for s in specs.specs_for("tickets")}
+
+
+def test_dispatch_passes_every_create_argument(service):
+    created = dispatch(
+        service,
         "create_ticket",
-        "get_ticket",
-        "list_tickets",
-        "update_ticket_status",
-        "add_ticket_comment",
-    }
+        {
+            "email": "alice@example.com",
+            "subject": "No sound",
+            "description": "Speaker S1 is silent.",
+            "priority": "low",
+            "device": "Speaker S1",
+        },
+        ALICE,
+    )
+    assert (created["priority"], created["device"], created["email"]) == (
+        "low",
+        "Speaker S1",
+        "alice@example.com",
+    )
+    assert (created["subject"], created["description"]) == ("No sound", "Speaker S1 is silent.")
 
 
-def test_dispatch_ignores_an_actor_argument_from_the_model(service):
+def test_dispatch_list_applies_the_status_filter_and_limit(service):
+    ids = [new_ticket(service, subject=f"n{n}")["ticket_id"] for n in range(3)]
+    service.update_status(ALICE, ids[0], "resolved")
+    assert [
+        t["ticket_id"] for t in dispatch(service, "list_tickets", {"status": "resolved"}, ALICE)["tickets"]
+    ] == [ids[0]]
+    assert [t["ticket_id"] for t in dispatch(service, "list_tickets", {"limit": 2}, ALICE)["tickets"]] == ids[
+        :0:-1
+    ]
+    assert dispatch(service, "list_tickets", {"limit": 2.0}, ALICE)["count"] == 2
+
+
+def test_dispatch_acts_for_the_actor_parameter_only(service):
     created = new_ticket(service)
-    with pytest.raises(TicketError) as caught:
-        dispatch(service, "get_ticket", {"ticket_id": created["ticket_id"], "_actor": ALICE}, BOB)
+    with pytest.raises(ToolError) as caught:
+        dispatch(service, "get_ticket", {"ticket_id": created["ticket_id"]}, BOB)
     assert caught.value.code == "not_found"
+
+
+def test_an_identity_argument_in_the_arguments_is_refused_not_used(service):
+    """The public schema has no `_actor`: the identity is never an argument (the Lambda takes it out of
+    the event before dispatching, functions/common.py), so one from the model is an unknown argument."""
+    created = new_ticket(service)
+    with pytest.raises(ToolError) as caught:
+        dispatch(service, "get_ticket", {"ticket_id": created["ticket_id"], "_actor": ALICE}, BOB)
+    assert caught.value.code == "invalid_argument"
+    assert caught.value.message.startswith("_actor: unknown argument")
+
+
+@pytest.mark.parametrize("tool", [s.name for s in specs.specs_for("tickets")])
+@pytest.mark.parametrize("actor", [None, "", "   "])
+def test_every_ticket_tool_needs_an_actor_before_anything_else(service, tool, actor):
+    with pytest.raises(ToolError) as caught:
+        dispatch(service, tool, {"not": "valid"}, actor)
+    assert (caught.value.code, caught.value.status) == ("unauthorized", 401)
+    assert caught.value.message == "no verified caller identity: test"
+    assert service.list(ALICE)["count"] == 0
 
 
 @pytest.mark.parametrize(
     ("tool", "arguments", "field"),
     [
-        ("delete_ticket", {}, "tool"),
-        ("search_knowledge_base", {"query": "x"}, "tool"),
         ("get_ticket", {}, "ticket_id"),
         ("get_ticket", {"ticket_id": "TCK-1234567"}, "ticket_id"),
+        ("get_ticket", {"ticket_id": "tck-1234abcd"}, "ticket_id"),
         ("get_ticket", {"ticket_id": "TCK-12345678", "owner": "bob"}, "owner"),
         ("create_ticket", {"subject": "s", "description": "d"}, "email"),
+        ("create_ticket", {"email": None, "subject": "s", "description": "d"}, "email"),
         ("create_ticket", {"email": "a@example.com", "subject": "s"}, "description"),
         ("create_ticket", {"email": "a@example.com", "subject": "s", "description": ""}, "description"),
+        ("create_ticket", {"email": "a@example.com", "subject": "s", "description": "   "}, "description"),
         ("create_ticket", {"email": "a@example.com", "subject": 5, "description": "d"}, "subject"),
         (
             "create_ticket",
@@ -422,25 +488,98 @@ def test_dispatch_ignores_an_actor_argument_from_the_model(service):
         ("list_tickets", {"limit": "10"}, "limit"),
         ("list_tickets", {"limit": True}, "limit"),
         ("list_tickets", {"limit": 500}, "limit"),
+        ("list_tickets", {"limit": 2.5}, "limit"),
         ("list_tickets", {"status": "gone"}, "status"),
         ("update_ticket_status", {"ticket_id": "TCK-12345678"}, "status"),
         ("add_ticket_comment", {"ticket_id": "TCK-12345678", "comment": "c" * 2001}, "comment"),
     ],
 )
 def test_dispatch_rejects_bad_arguments_naming_the_field(service, tool, arguments, field):
-    with pytest.raises(TicketError) as caught:
+    with pytest.raises(ToolError) as caught:
         dispatch(service, tool, arguments, ALICE)
-    assert caught.value.code == "invalid_argument"
+    assert (caught.value.code, caught.value.status) == ("invalid_argument", 400)
     assert caught.value.message.startswith(f"{field}:")
+    assert service.list(ALICE)["count"] == 0
 
 
 def test_dispatch_rejects_non_object_arguments(service):
-    with pytest.raises(TicketError) as caught:
+    with pytest.raises(ToolError) as caught:
         dispatch(service, "list_tickets", ["status", "open"], ALICE)
     assert caught.value.code == "invalid_argument"
+    assert caught.value.message == "arguments: must be a JSON object (got array) (type)"
+
+
+@pytest.mark.parametrize("tool", ["delete_ticket", "search_knowledge_base", "", None])
+def test_an_unknown_ticket_tool_names_itself_and_the_known_tools(service, tool):
+    with pytest.raises(ToolError) as caught:
+        dispatch(service, tool, {}, ALICE)
+    assert (caught.value.code, caught.value.status) == ("unknown_tool", 404)
+    assert caught.value.message == (
+        f"tool: unknown tool {str(tool)!r}; known tools: "
+        "['create_ticket', 'get_ticket', 'list_tickets', 'update_ticket_status', 'add_ticket_comment']"
+    )
 
 
 def test_error_body_is_json(service):
-    with pytest.raises(TicketError) as caught:
+    with pytest.raises(ToolError) as caught:
         service.get(ALICE, "TCK-00000000")
-    assert json.loads(json.dumps(caught.value.to_dict()))["error"]["code"] == "not_found"
+    assert json.loads(json.dumps(caught.value.to_dict())) == {
+        "error": {
+            "code": "not_found",
+            "message": "ticket_id: no ticket TCK-00000000 found for the current user",
+        }
+    }
+
+
+def test_a_list_entry_is_the_ticket_summary(service):
+    created = new_ticket(service)
+    service.add_comment(ALICE, created["ticket_id"], "one")
+    (summary,) = service.list(ALICE, limit=1)["tickets"]
+    assert summary == {
+        "ticket_id": created["ticket_id"],
+        "subject": "Router X200 drops Wi-Fi",
+        "status": "open",
+        "priority": "high",
+        "device": "Router X200",
+        "created_at": created["created_at"],
+        "updated_at": service.get(ALICE, created["ticket_id"])["updated_at"],
+        "comment_count": 1,
+    }
+    assert service.list(ALICE, limit=specs.MAX_LIST_LIMIT)["count"] == 1
+
+
+def test_dynamodb_list_reads_consistently_and_follows_pages():
+    """The exact Query requests (botocore Stubber): strongly consistent, on the LSI, newest first, the
+    status as a filter, and the next page requested from LastEvaluatedKey until `limit` records."""
+    from botocore.stub import Stubber
+
+    resource = boto3.resource(
+        "dynamodb", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    table = resource.Table("tickets")
+
+    def item() -> dict[str, Any]:  # a fresh one per response: boto3 deserialises the response in place
+        return {"owner": {"S": ALICE}, "ticket_id": {"S": "TCK-0000000A"}, "version": {"N": "1"}}
+
+    base = {
+        "TableName": "tickets",
+        "IndexName": "by_created",
+        "KeyConditionExpression": "#o = :o",
+        "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
+        "ExpressionAttributeValues": {":o": ALICE, ":s": "open"},  # the resource layer serialises them
+        "FilterExpression": "#s = :s",
+        "ScanIndexForward": False,
+        "ConsistentRead": True,
+        "Limit": 25,
+    }
+    page = {"owner": {"S": ALICE}, "ticket_id": {"S": "TCK-0000000A"}, "created_at": {"S": "t"}}
+    with Stubber(resource.meta.client) as stub:
+        stub.add_response("query", {"Items": [item()], "LastEvaluatedKey": page}, base)
+        start = {"owner": ALICE, "ticket_id": "TCK-0000000A", "created_at": "t"}
+        stub.add_response("query", {"Items": [item(), item()]}, {**base, "ExclusiveStartKey": start})
+        records = DynamoTicketRepository(table).list(ALICE, "open", 2)
+        stub.assert_no_pending_responses()
+    assert (
+        records
+        == [{"owner": ALICE, "ticket_id": "TCK-0000000A", "version": 1, "device": None, "comments": []}] * 2
+    )
