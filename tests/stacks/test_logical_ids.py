@@ -43,6 +43,9 @@ STATEFUL_TYPES = frozenset(
         "AWS::Bedrock::Guardrail",
         "AWS::SQS::Queue",
         "AWS::Logs::LogGroup",
+        # Not data, but identity others hold: a replaced distribution gets a new domain, which is the
+        # chat's URL in Cognito's callback list and Langfuse's public URL.
+        "AWS::CloudFront::Distribution",
     }
 )
 
