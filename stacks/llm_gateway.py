@@ -619,14 +619,7 @@ class LlmGatewayStack(FoundationStack):
             protocol=elbv2.ApplicationProtocol.HTTP,
             targets=[self.service],
             deregistration_delay=cdk.Duration.seconds(30),
-            health_check=elbv2.HealthCheck(
-                path=HEALTH_PATH,
-                healthy_http_codes="200",
-                interval=cdk.Duration.seconds(20),
-                timeout=cdk.Duration.seconds(10),
-                healthy_threshold_count=2,
-                unhealthy_threshold_count=3,
-            ),
+            health_check=http_health_check(HEALTH_PATH, 20),
         )
 
     def _container_environment(self) -> dict[str, str]:
@@ -718,10 +711,16 @@ class LlmGatewayStack(FoundationStack):
     # --- bootstrap ----------------------------------------------------------------------------------
 
     def _bootstrap_code(self) -> lambda_.Code:
-        """handler.py at the root plus llm_gateway/bootstrap.py (stdlib + boto3): no dependencies to install."""
+        """handler.py at the root plus llm_gateway/bootstrap.py and functions/common.py (stdlib + boto3): no
+        dependencies to install."""
         return lambda_code(
             Bundle.of(
-                renamed={"handler.py": BOOTSTRAP_HANDLER, "llm_gateway/bootstrap.py": BOOTSTRAP_MODULE},
+                renamed={
+                    "handler.py": BOOTSTRAP_HANDLER,
+                    "llm_gateway/bootstrap.py": BOOTSTRAP_MODULE,
+                    "functions/__init__.py": "functions/__init__.py",
+                    "functions/common.py": "functions/common.py",
+                },
                 generated={"llm_gateway/__init__.py": ""},
             )
         )

@@ -5,7 +5,7 @@ Create and Update run `llm_gateway.bootstrap.run_bootstrap` with the plan in the
 the master key read from Secrets Manager. Delete does nothing: teams and keys live in the gateway's
 database, which the stack's removal policy keeps or deletes.
 
-Packaged with `llm_gateway/bootstrap.py` next to it (stdlib + boto3 only, no bundling needed).
+Packaged with `llm_gateway/bootstrap.py` and `functions/common.py` next to it (stdlib + boto3 only).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from functions.common import MissingSettingError, require_env
 from llm_gateway.bootstrap import AdminClient, BootstrapPlan, SecretsManagerKeyStore, run_bootstrap
 
 logger = logging.getLogger(__name__)
@@ -26,17 +27,6 @@ ENV_GATEWAY_URL = "GATEWAY_URL"
 ENV_MASTER_KEY_SECRET_ARN = "MASTER_KEY_SECRET_ARN"  # noqa: S105 (a variable name)
 ENV_READY_TIMEOUT = "READY_TIMEOUT_SECONDS"
 PHYSICAL_ID = "llm-gateway-bootstrap"
-
-
-class MissingSettingError(RuntimeError):
-    """A required environment variable or resource property is missing; the message names it."""
-
-
-def _require_env(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise MissingSettingError(f"environment variable {name} is not set")
-    return value
 
 
 def on_event(event: dict[str, Any], context: Any, *, secrets_client: Any = None) -> dict[str, Any]:
@@ -54,8 +44,8 @@ def on_event(event: dict[str, Any], context: Any, *, secrets_client: Any = None)
     plan = BootstrapPlan.from_json(str(plan_json))
 
     client = secrets_client or boto3.client("secretsmanager")
-    master_key = client.get_secret_value(SecretId=_require_env(ENV_MASTER_KEY_SECRET_ARN))["SecretString"]
-    admin = AdminClient(_require_env(ENV_GATEWAY_URL), master_key)
+    master_key = client.get_secret_value(SecretId=require_env(ENV_MASTER_KEY_SECRET_ARN))["SecretString"]
+    admin = AdminClient(require_env(ENV_GATEWAY_URL), master_key)
     admin.wait_until_ready(timeout=float(os.environ.get(ENV_READY_TIMEOUT, "600")))
     result = run_bootstrap(plan, admin, SecretsManagerKeyStore(client))
     data = {name: ",".join(values) for name, values in asdict(result).items()}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -644,3 +646,30 @@ def test_access_log_bucket_expires_old_versions(prod_in_region: Synth) -> None:
     assert rule["ExpirationInDays"] == prod_in_region.stack.config.llm_gateway.log_retention_days
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
     assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+
+
+def test_bootstrap_package_imports_as_the_lambda_runtime_loads_it(dev: Synth) -> None:
+    """The asset is the whole package: `handler.on_event` imports with only the asset on sys.path (as the
+    Lambda runtime's /var/task), the shared settings helper included."""
+    function = next(
+        f
+        for f in resources_of(dev.template, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "handler.on_event"
+    )
+    package = dev.outdir / f"asset.{function['Properties']['Code']['S3Key'].split('.')[0]}"
+    assert {"handler.py", "functions/common.py", "llm_gateway/bootstrap.py"} <= {
+        str(p.relative_to(package)) for p in package.rglob("*.py")
+    }
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import handler, functions.common as c; "
+        "assert handler.MissingSettingError is c.MissingSettingError; "
+        "assert c.__file__.startswith(sys.argv[1]), c.__file__"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(package)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
