@@ -65,9 +65,7 @@ def main() -> None:
             args.iterations,
         )
         ticket = {"ticket_id": created["ticket_id"]}
-        measure(
-            "get_ticket (SQLite)", lambda: table.call("get_ticket", ticket, "user"), args.iterations
-        )
+        measure("get_ticket (SQLite)", lambda: table.call("get_ticket", ticket, "user"), args.iterations)
         measure(
             "list_tickets limit 10 (SQLite)",
             lambda: table.call("list_tickets", {}, "user"),

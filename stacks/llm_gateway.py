@@ -63,6 +63,7 @@ from stacks.constructs.fargate_service import (
     ServiceOptions,
     TaskSize,
     fargate_cluster,
+    http_health_check,
 )
 from stacks.constructs.log_bucket import LogBucket
 from stacks.constructs.packaging import Bundle, generated_file_asset, lambda_code

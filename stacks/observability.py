@@ -17,7 +17,6 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudfront as cloudfront
-from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
@@ -31,7 +30,7 @@ from constructs import Construct
 from config import AppConfig, ConfigError
 from config.observability import ServiceSize, node_options
 from stacks.base import FoundationStack
-from stacks.compliance import acknowledge, acknowledge_all, acknowledge_cdk_helpers
+from stacks.compliance import acknowledge, acknowledge_cdk_helpers
 from stacks.constructs.cache import CacheOptions, ValkeyCache
 from stacks.constructs.database import ClusterOptions, DatabaseOptions, InstanceOptions, PostgresDatabase
 from stacks.constructs.fargate_service import (
@@ -41,8 +40,10 @@ from stacks.constructs.fargate_service import (
     ServiceOptions,
     TaskSize,
     fargate_cluster,
+    http_health_check,
 )
 from stacks.constructs.log_bucket import LogBucket
+from stacks.constructs.private_origin_distribution import PrivateOriginDistribution
 from stacks.constructs.secret import (
     PUNCTUATION,
     GeneratedSecret,
@@ -300,12 +301,7 @@ class ObservabilityStack(FoundationStack):
             "cache": group("Cache", "Langfuse Valkey", False),
             "files": group("Files", "ClickHouse EFS mount targets", False),
         }
-        # The ALB is internal (no public address); CloudFront's VPC origin reaches it from inside the VPC.
-        network = self.config.network
-        cidr = network.cidr if network.vpc_id is None else self.vpc.vpc_cidr_block
-        groups["alb"].add_ingress_rule(
-            ec2.Peer.ipv4(cidr), ec2.Port.tcp(80), "CloudFront VPC origin (inside the VPC)"
-        )
+        # The ALB is internal (no public address); the distribution's block opens it to the VPC origin.
         groups["alb"].connections.allow_to(groups["web"], ec2.Port.tcp(WEB_PORT), "ALB to Langfuse web")
         for client in ("web", "worker"):
             groups["database"].add_ingress_rule(groups[client], ec2.Port.tcp(5432), f"Postgres from {client}")
@@ -544,14 +540,7 @@ class ObservabilityStack(FoundationStack):
             protocol=elbv2.ApplicationProtocol.HTTP,
             target_type=elbv2.TargetType.IP,
             deregistration_delay=cdk.Duration.seconds(30),
-            health_check=elbv2.HealthCheck(
-                path=HEALTH_PATH,
-                healthy_http_codes="200",
-                interval=cdk.Duration.seconds(30),
-                timeout=cdk.Duration.seconds(10),
-                healthy_threshold_count=2,
-                unhealthy_threshold_count=3,
-            ),
+            health_check=http_health_check(HEALTH_PATH, 30),
         )
         entry = LoadBalancer(
             self,
@@ -571,31 +560,24 @@ class ObservabilityStack(FoundationStack):
         return entry.load_balancer, target_group
 
     def _create_distribution(self) -> cloudfront.Distribution:
-        origin = origins.VpcOrigin.with_application_load_balancer(
-            self.load_balancer,
-            protocol_policy=cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-            http_port=80,
-            read_timeout=cdk.Duration.seconds(60),
-        )
-        return cloudfront.Distribution(
+        network = self.config.network
+        return PrivateOriginDistribution(
             self,
             "Distribution",
+            load_balancer=self.load_balancer,
+            vpc_cidr=network.cidr if network.vpc_id is None else self.vpc.vpc_cidr_block,
+            # Langfuse builds its URLs from NEXTAUTH_URL; the origin sees its own host name.
+            forward_host_header=False,
+            price_class=self.config.observability.price_class,
             comment=f"{self.config.prefix} Langfuse",
-            price_class={
-                "100": cloudfront.PriceClass.PRICE_CLASS_100,
-                "200": cloudfront.PriceClass.PRICE_CLASS_200,
-                "all": cloudfront.PriceClass.PRICE_CLASS_ALL,
-            }[self.config.observability.price_class],
-            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            default_behavior=cloudfront.BehaviorOptions(
-                origin=origin,
-                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
-                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
-                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
-                compress=True,
-            ),
-        )
+            origin_rule_description="CloudFront VPC origin (inside the VPC)",
+            no_geo_restriction_reason="Langfuse is an internal tool protected by its own login; no "
+            "country-level restriction is required.",
+            no_waf_reason="Every Langfuse route except health requires a login or project API keys; a WAF "
+            "web ACL can be attached where required (it adds a fixed monthly cost).",
+            no_access_logs_reason="Requests are logged by the internal ALB's access logs (when the region is "
+            "set) and by Langfuse itself; CloudFront standard logs would need an ACL-enabled bucket.",
+        ).distribution
 
     # --- Langfuse web and worker ---------------------------------------------------------------------
 
@@ -763,21 +745,6 @@ class ObservabilityStack(FoundationStack):
                 "Langfuse events, media and exports are regional working data with lifecycle expiry; "
                 "cross-region replication is not required.",
             )
-        acknowledge_all(
-            self.distribution,
-            {
-                "AwsSolutions-CFR1": "Langfuse is an internal tool protected by its own login; no country-level "
-                "restriction is required.",
-                "AwsSolutions-CFR2": "Every Langfuse route except health requires a login or project API keys; "
-                "a WAF web ACL can be attached where required (it adds a fixed monthly cost).",
-                "AwsSolutions-CFR3": "Requests are logged by the internal ALB's access logs (when the region is "
-                "set) and by Langfuse itself; CloudFront standard logs would need an ACL-enabled bucket.",
-                "AwsSolutions-CFR4": "Without a custom domain the distribution uses the default CloudFront "
-                "certificate, whose minimum protocol CloudFront fixes; viewers are redirected to HTTPS.",
-                "AwsSolutions-CFR5": "The origin is a private VPC origin (an internal ALB): traffic never leaves "
-                "AWS's network and the ALB has no certificate without a custom domain.",
-            },
-        )
         acknowledge(
             self.clickhouse_files[0],
             "NIST.800.53.R5-EFSInBackupPlan",

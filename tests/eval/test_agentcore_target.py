@@ -5,9 +5,7 @@ behind a runtime stand-in that validates the bearer token like the runtime's JWT
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from eval.agent import AgentCallError, agentcore_from_environment, new_session_id
+from local_stack.loopback import LoopbackHandler, LoopbackServer
 from scripts.eval_pipeline import PipelineStack
 from tests.clients.standins import CognitoStandIn
 
@@ -27,19 +26,21 @@ RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/aaf_agen
 SCOPE = "agentic-foundation/agent.invoke"
 
 
-class RuntimeStandIn:
+class RuntimeStandIn(LoopbackServer):
     """InvokeAgentRuntime on loopback: checks the bearer JWT (signature, issuer, scope), forwards to the agent."""
 
     def __init__(self, agent_url: str, cognito: CognitoStandIn) -> None:
         self.requests: list[dict[str, Any]] = []
-        runtime = self
+        self._agent_url = agent_url
+        self._cognito = cognito
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+    def handler_class(self) -> type[LoopbackHandler]:
+        runtime, agent_url, cognito = self, self._agent_url, self._cognito
 
+        class Handler(LoopbackHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                 try:
                     claims = jwt.decode(
@@ -49,7 +50,7 @@ class RuntimeStandIn:
                     claims = {}
                 runtime.requests.append({"path": self.path, "claims": claims, "headers": dict(self.headers)})
                 if SCOPE not in str(claims.get("scope", "")).split():
-                    self._answer(401, b'{"message": "invalid token"}', "application/json")
+                    self.send_bytes(401, b'{"message": "invalid token"}', "application/json")
                     return
                 forwarded = httpx.post(
                     f"{agent_url}/invocations",
@@ -62,23 +63,9 @@ class RuntimeStandIn:
                     },
                     timeout=60,
                 )
-                self._answer(forwarded.status_code, forwarded.content, forwarded.headers["content-type"])
+                self.send_bytes(forwarded.status_code, forwarded.content, forwarded.headers["content-type"])
 
-            def _answer(self, status: int, data: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return Handler
 
 
 @pytest.fixture
@@ -88,7 +75,7 @@ def deployed(pipeline: PipelineStack) -> Iterator[tuple[RuntimeStandIn, dict[str
             Name="aaf-evaluation-client",
             SecretString=json.dumps({"client_id": "eval-client", "client_secret": "eval-secret"}),
         )
-        runtime = RuntimeStandIn(pipeline.agent_url, cognito)
+        runtime = RuntimeStandIn(pipeline.agent_url, cognito).start()
         env = {
             "AGENT_RUNTIME_ARN": RUNTIME_ARN,
             "EVAL_CLIENT_SECRET_ARN": secret["ARN"],

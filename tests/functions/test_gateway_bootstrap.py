@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from functions.common import MissingSettingError
 from functions.gateway_bootstrap import handler
 from llm_gateway.bootstrap import plan_from_config
 from tests.factories import test_config
@@ -89,12 +90,12 @@ def test_delete_touches_nothing(aws: Any, admin_api: AdminRecorder) -> None:
 
 
 def test_missing_plan_is_named(aws: Any, admin_api: AdminRecorder) -> None:
-    with pytest.raises(handler.MissingSettingError, match="Plan"):
+    with pytest.raises(MissingSettingError, match="Plan"):
         handler.on_event(event("Create"), None, secrets_client=aws)
 
 
 def test_missing_gateway_url_is_named(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(handler.ENV_GATEWAY_URL, raising=False)
 
-    with pytest.raises(handler.MissingSettingError, match=handler.ENV_GATEWAY_URL):
+    with pytest.raises(MissingSettingError, match=handler.ENV_GATEWAY_URL):
         handler.on_event(event("Create", Plan=plan_json()), None, secrets_client=aws)

@@ -9,9 +9,7 @@ https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-intercepto
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -23,6 +21,7 @@ from jwt.algorithms import RSAAlgorithm
 from functions.common import MissingSettingError
 from functions.interceptor import handler as interceptor
 from functions.interceptor.jwt_verify import ActorTokenVerifier, TokenError
+from local_stack.loopback import LoopbackHandler, LoopbackServer
 from stacks.tool_gateway import TARGET_NAMES
 from tools import specs
 
@@ -40,42 +39,27 @@ SIGNING_KEY = new_key()
 ROGUE_KEY = new_key()
 
 
-class JwksServer:
+class JwksServer(LoopbackServer):
     """A loopback HTTP server publishing `<issuer>/.well-known/jwks.json`; counts the fetches."""
 
     def __init__(self, keys):
         self.keys = keys
         self.fetches = 0
+        super().__init__()
+        self.issuer = f"{self.url}/pool"
+
+    def handler_class(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(LoopbackHandler):
             def do_GET(self):
-                server.fetches += 1
+                pass
                 if self.path != "/pool/.well-known/jwks.json":
                     self.send_error(404)
                     return
-                body = json.dumps({"keys": server.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_json(200, {"keys": server.keys})
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.issuer = f"http://127.0.0.1:{self.httpd.server_address[1]}/pool"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        return Handler
 
 
 def jwk(private_key, kid):

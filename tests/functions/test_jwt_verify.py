@@ -8,10 +8,9 @@ same checks through the Lambda's event contract.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -21,6 +20,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from functions.interceptor import jwt_verify
 from functions.interceptor.jwt_verify import ActorTokenVerifier, TokenError
+from local_stack.loopback import LoopbackHandler, LoopbackServer
 
 ISSUER = "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_pool"
 CLIENT = "browserclient123"
@@ -109,10 +109,18 @@ def test_a_malformed_jwks_document_yields_no_keys(document: Any) -> None:
 
 def test_the_none_algorithm_is_refused_before_any_key_lookup() -> None:
     calls: list[str] = []
-    unsigned = jwt.encode({"sub": "x", "iss": ISSUER}, None, algorithm="none", headers={"kid": "k1"})
-    counting = ActorTokenVerifier.create(
-        ISSUER, [CLIENT], fetch=lambda url: calls.append(url) or {"keys": []}
+    unsigned = jwt.encode(
+        {"sub": "x", "iss": ISSUER},
+        None,  # type: ignore[arg-type]  # the "none" algorithm takes no key (PyJWT NoneAlgorithm)
+        algorithm="none",
+        headers={"kid": "k1"},
     )
+
+    def fetch(url: str) -> dict[str, Any]:
+        calls.append(url)
+        return {"keys": []}
+
+    counting = ActorTokenVerifier.create(ISSUER, [CLIENT], fetch=fetch)
     with pytest.raises(TokenError, match="unsupported token algorithm 'none'"):
         counting.verify(unsigned)
     assert calls == []
@@ -126,45 +134,33 @@ def test_failures_are_classified_by_pyjwt_exception_type() -> None:
     assert jwt_verify._reason(jwt.InvalidSignatureError("x")) == "invalid token signature"
 
 
-class SlowJwks:
+class SlowJwks(LoopbackServer):
     """A loopback JWKS endpoint that answers only after `delay` seconds."""
 
     def __init__(self, delay: float) -> None:
+        self.delay = delay
+        super().__init__()
+        self.issuer = f"{self.url}/pool"
+
+    def handler_class(self) -> type[LoopbackHandler]:
         slow = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(LoopbackHandler):
             def do_GET(self) -> None:
                 time.sleep(slow.delay)
                 body = json.dumps({"keys": [jwk(KEY, "k1")]}).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except BrokenPipeError:  # the client gave up: that is the point of the test
-                    pass
+                # the client gave up: that is the point of the test
+                with contextlib.suppress(BrokenPipeError):
+                    self.send_bytes(200, body)
 
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.delay = delay
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/pool"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return Handler
 
 
 def test_the_jwks_download_is_bounded_by_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jwt_verify, "JWKS_TIMEOUT_SECONDS", 0.3)
-    server = SlowJwks(delay=1.0)
-    try:
-        slow = ActorTokenVerifier.create(server.url, [CLIENT])
+    with SlowJwks(delay=1.0) as server:
+        slow = ActorTokenVerifier.create(server.issuer, [CLIENT])
         started = time.monotonic()
         with pytest.raises(TokenError, match="could not load the user pool signing keys"):
-            slow.verify(token(iss=server.url))
+            slow.verify(token(iss=server.issuer))
         assert time.monotonic() - started < 1.5
-    finally:
-        server.close()

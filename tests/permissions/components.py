@@ -198,7 +198,7 @@ def drive_tickets(located: Located, checker: Checker, recorder: Recorder, _tmp: 
     with _moto(), environment(located.environment):
         with recorder.setup():
             _create_table_from_template(checker, located.environment["TICKETS_TABLE_NAME"])
-        tickets._service = None
+        tickets._table = None
         try:
             actor = {"_actor": "alice-sub"}
             created = tickets.handler(
@@ -221,7 +221,7 @@ def drive_tickets(located: Located, checker: Checker, recorder: Recorder, _tmp: 
                 answer = tickets.handler({**actor, **arguments}, _tool_context("tickets", tool))
                 assert "error" not in answer, (tool, answer)
         finally:
-            tickets._service = None
+            tickets._table = None
 
 
 def drive_knowledge(located: Located, checker: Checker, recorder: Recorder, _tmp: Path) -> None:
@@ -242,13 +242,13 @@ def drive_knowledge(located: Located, checker: Checker, recorder: Recorder, _tmp
         },
     )
     with environment(located.environment):
-        knowledge._search = None
+        knowledge._table = None
         try:
             answer = knowledge.handler(
                 {"query": "reset router"}, _tool_context("knowledge", "search_knowledge_base")
             )
         finally:
-            knowledge._search = None
+            knowledge._table = None
     assert answer.get("count") == 1, answer
 
 

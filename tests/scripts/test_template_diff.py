@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from scripts.template_diff import diff
@@ -11,7 +12,7 @@ HASH_A = "a" * 64
 HASH_B = "b" * 64
 
 
-def _write(directory: Path, stack: str, resources: dict[str, object]) -> Path:
+def _write(directory: Path, stack: str, resources: Mapping[str, object]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{stack}.template.json").write_text(json.dumps({"Resources": resources}), encoding="utf-8")
     return directory

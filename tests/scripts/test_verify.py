@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from moto import mock_aws
 from clients.agentcore import AgentTarget
 from config import load_config
 from corpus.build_pdf import EXPECTED_PAGES
+from local_stack.loopback import LoopbackHandler, LoopbackServer
 from local_stack.otlp_recorder import Route
 from local_stack.scripted_model import Text, ToolCall, ToolCalls
 from scripts.aws_checks import ACTIONS
@@ -72,46 +71,32 @@ def _jwt(claims: dict[str, Any]) -> str:
     return f"{part({'alg': 'none'})}.{part(claims)}.sig"
 
 
-class TokenEndpoint:
+class TokenEndpoint(LoopbackServer):
     """Answers the client credentials grant for known clients only (RFC 6749 section 4.4)."""
 
     def __init__(self, clients: dict[str, str]) -> None:
         self.clients = clients
         self.requests: list[dict[str, str]] = []
+        super().__init__()
+
+    def handler_class(self) -> type[LoopbackHandler]:
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return None
-
+        class Handler(LoopbackHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                body = self.read_body().decode()
                 form = dict(pair.split("=", 1) for pair in body.split("&"))
                 user, _, password = (
                     base64.b64decode(self.headers["Authorization"][6:]).decode().partition(":")
                 )
                 endpoint.requests.append({"client": user, **form})
                 if endpoint.clients.get(user) != password or form.get("grant_type") != "client_credentials":
-                    self._answer(400, {"error": "invalid_client"})
+                    self.send_json(400, {"error": "invalid_client"})
                     return
                 token = _jwt({"sub": f"sub-{user}", "client_id": user, "token_use": "access"})
-                self._answer(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
+                self.send_json(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
 
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return Handler
 
 
 def langfuse_trace_api(recorder: Any) -> None:
@@ -214,7 +199,7 @@ def local_state(stack: Stack, endpoint: TokenEndpoint, aws: AwsContext, **settin
 @pytest.fixture
 def deployed(aws_env: None, stack: Stack) -> Iterator[tuple[Verify, TokenEndpoint, Stack]]:
     with mock_aws():
-        endpoint = TokenEndpoint(machine_secrets())
+        endpoint = TokenEndpoint(machine_secrets()).start()
         deploy_outputs(
             {
                 "identity": {"UserPoolId": f"{REGION}_abc", "ManagedLoginUrl": endpoint.url},
@@ -237,7 +222,7 @@ def deployed(aws_env: None, stack: Stack) -> Iterator[tuple[Verify, TokenEndpoin
         langfuse_trace_api(stack.langfuse)
         state = local_state(stack, endpoint, AwsContext(REGION))
         yield state, endpoint, stack
-        endpoint.close()
+        endpoint.stop()
 
 
 def script_kb_answer(stack: Stack) -> None:

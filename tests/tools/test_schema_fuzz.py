@@ -9,7 +9,6 @@ stand-in of Tavily (tests/tools/test_web_search.py)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -65,13 +64,8 @@ class CountingHandlers(dict[str, Any]):
 
 @pytest.fixture(scope="module")
 def tavily() -> Iterator[FakeTavily]:
-    fake = FakeTavily()
-    thread = threading.Thread(target=fake.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    fake.httpd.shutdown()
-    fake.httpd.server_close()
-    thread.join(timeout=5)
+    with FakeTavily() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")

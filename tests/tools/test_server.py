@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +15,13 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from local_stack.processes import ManagedProcess, free_port
+from local_stack import components
+from local_stack.processes import free_port
 from tools import specs
 from tools.errors import ErrorCode, ToolError
 from tools.local_index import Chunk, Hit
 from tools.server import ToolServer, error_result
 from tools.tickets import SqliteTicketRepository, TicketService
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 class KeywordKnowledge:
@@ -168,26 +167,15 @@ def test_a_tool_error_is_the_lambdas_json_body_flagged_as_an_mcp_error() -> None
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = tmp_path_factory.mktemp("tool-server")
-    port = free_port()
-    with ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "tools.server",
-            "--port",
-            str(port),
-            "--db",
-            str(state / "tickets.db"),
-            "--index-cache",
-            str(state / "index"),
-        ],
-        health_url=f"http://127.0.0.1:{port}/health",
-        env={"TAVILY_API_KEY": ""},
-        cwd=REPO,
-        log_path=state / "server.log",
+    launch = components.tool_server(
+        free_port(),
+        db=state / "tickets.db",
+        environ={**os.environ, "TAVILY_API_KEY": ""},  # web search off
+        index_cache=state / "index",
         startup_timeout=90,
-    ):
-        yield f"http://127.0.0.1:{port}/mcp"
+    )
+    with launch.process(state / "server.log"):
+        yield launch.url
 
 
 async def _session_run(

@@ -3,38 +3,36 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from local_stack.loopback import LoopbackHandler, LoopbackServer
 from tools import specs
 from tools.dispatch import ToolTable
 from tools.errors import ErrorCode, ToolError
 from tools.web_search import TavilyClient, openapi_document, web_search_tools
 
 
-class FakeTavily:
+class FakeTavily(LoopbackServer):
     """Records requests and answers like Tavily's /search (or with a configured HTTP status)."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
+        super().__init__()
+
+    def handler_class(self) -> type[LoopbackHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(LoopbackHandler):
             def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
                 fake.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": json.loads(self.rfile.read(length)),
-                    }
+                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(self.read_body())}
                 )
-                body = json.dumps(
+                self.send_json(
+                    fake.status,
                     {
                         "query": "q",
                         "results": [
@@ -47,30 +45,16 @@ class FakeTavily:
                             {"title": "", "url": "https://b.example/", "content": "short", "score": "high"},
                             {"title": "no url", "content": "dropped"},
                         ],
-                    }
-                ).encode()
-                self.send_response(fake.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    },
+                )
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return Handler
 
 
 @pytest.fixture
 def tavily() -> Iterator[FakeTavily]:
-    fake = FakeTavily()
-    thread = threading.Thread(target=fake.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    fake.httpd.shutdown()
-    fake.httpd.server_close()
-    thread.join(timeout=5)
+    with FakeTavily() as fake:
+        yield fake
 
 
 def test_search_sends_the_key_as_bearer_and_maps_results(tavily: FakeTavily) -> None:

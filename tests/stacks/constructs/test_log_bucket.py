@@ -15,7 +15,7 @@ from stacks.constructs.log_bucket import LogBucket
 
 def bucket_of(template: Template) -> tuple[str, dict[str, Any]]:
     ((logical_id, resource),) = template.find_resources("AWS::S3::Bucket").items()
-    return logical_id, resource
+    return logical_id, dict(resource)
 
 
 @pytest.fixture(scope="module")

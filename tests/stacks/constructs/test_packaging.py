@@ -84,7 +84,7 @@ def test_requirements_are_installed_once_per_content_for_the_lambda_platform(
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("PyJWT==2.15.1\n")
     calls: list[list[str]] = []
-    monkeypatch.setattr(packaging.subprocess, "run", fake_pip(calls))
+    monkeypatch.setattr(subprocess, "run", fake_pip(calls))
     cache = tmp_path / "cache"
     first = packaging.install_requirements(requirements, cache)
     again = packaging.install_requirements(requirements, cache)
@@ -103,7 +103,7 @@ def test_a_failed_install_names_the_file_and_leaves_no_partial_entry(
 ) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("nope==0\n")
-    monkeypatch.setattr(packaging.subprocess, "run", fake_pip([], fail=True))
+    monkeypatch.setattr(subprocess, "run", fake_pip([], fail=True))
     with pytest.raises(PackagingError, match=r"requirements\.txt.*No matching distribution"):
         packaging.install_requirements(requirements, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
