@@ -53,7 +53,7 @@ class JwksServer(LoopbackServer):
 
         class Handler(LoopbackHandler):
             def do_GET(self):
-                pass
+                server.fetches += 1
                 if self.path != "/pool/.well-known/jwks.json":
                     self.send_error(404)
                     return

@@ -45,6 +45,7 @@ from tests.e2e.conftest import (  # noqa: F401 - the real local stack's fixtures
     e2e_dir,
     gateway,
     langfuse,
+    local_stack,
     scripted_model,
     stack,
     tool_server,
