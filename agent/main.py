@@ -398,6 +398,8 @@ def create_app(settings: Settings, *, service: AgentService | None = None) -> Be
             agent = await runtime.service()
         except ApiError as error:
             return error_response(error)
+        except Exception as error:  # the SDK would answer 500 {"error": "<exception text>"}: never leak it
+            return _internal_error("invocation set-up", error)
         if invocation.stream:
             events = agent.stream_turn(invocation, caller)
             return StreamingResponse(
@@ -409,8 +411,18 @@ def create_app(settings: Settings, *, service: AgentService | None = None) -> Be
             return await agent.run_turn(invocation, caller)
         except ApiError as error:
             return error_response(error)
+        except Exception as error:
+            return _internal_error("turn", error)
 
     return app
+
+
+def _internal_error(stage: str, error: Exception) -> Response:
+    """The contract's 500 for an exception our code did not classify. The entrypoint's own exceptions
+    do not reach the app's exception handlers: bedrock-agentcore 1.25.0 `runtime/app.py`
+    (`_handle_invocation`) catches them and answers `{"error": str(exception)}` with status 500."""
+    logger.error("unhandled error in the %s", stage, exc_info=error)
+    return error_response(ApiError(500, "internal_error", "the agent failed; please try again"))
 
 
 def _sse(event: dict[str, Any]) -> bytes:

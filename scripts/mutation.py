@@ -79,7 +79,73 @@ PACKAGES: dict[str, Package] = {
 # Surviving mutants accepted as EQUIVALENT (no test can tell them from the original): mutant name ->
 # why. Each is also named in docs/testing.md. Only these are left out of a kill rate's denominator,
 # and only while they survive; a listed mutant that is killed or no longer exists is reported stale.
-EQUIVALENT_MUTANTS: dict[str, str] = {}
+_RELAY_KIND = (
+    "the relay's consumer compares a kind only with 'end' and 'error': any other kind is relayed as an event"
+)
+_SSE_STATUS = "an SSE error frame carries the ApiError's code and message, never its status"
+_MUTABLE_HEADERS = "Starlette's MutableHeaders lower-cases names: 'connection: close' is sent either way"
+_REQUIRED_IN_MODEL = (
+    "a required member in the bedrock-agentcore service model (botocore): the default is never read"
+)
+_ROLE_DEFAULT = "a missing role must skip the message: '', 'None' and 'XXXX' are all not USER/ASSISTANT"
+_UPPERCASED_ROLE = "bedrock-agentcore 1.25.0 MemoryClient.create_event sends MessageRole(role.upper())"
+_HTTPX_HEADER_CASE = "httpx Headers are case-insensitive: the same header goes on the wire"
+_GUARDRAIL_REQUIRED = (
+    "a required member of ApplyGuardrailResponse in the bedrock-runtime model: the default is never read"
+)
+_HTTPX_FORM = "httpx sets Content-Type application/x-www-form-urlencoded itself for data= (httpx _content.py)"
+EQUIVALENT_MUTANTS: dict[str, str] = {
+    # agent/main.py
+    "agent.main.x__sse__mutmut_2": "json.dumps(ensure_ascii=None): the flag is only tested for truth, None is falsy like False",
+    "agent.main.x__relay__mutmut_8": _RELAY_KIND,
+    "agent.main.x__relay__mutmut_12": _RELAY_KIND,
+    "agent.main.x__relay__mutmut_13": _RELAY_KIND,
+    "agent.main.x__relay__mutmut_21": "for kind 'error' the consumer sends a fixed generic frame and never reads the item",
+    "agent.main.x__relay__mutmut_42": (
+        "start() is queued before cancel() on the same loop, so the task exists; cancel() of a done task is a no-op"
+    ),
+    "agent.main.x__relay__mutmut_55": _SSE_STATUS,
+    "agent.main.x__relay__mutmut_61": _SSE_STATUS,
+    "agent.main.x__send_error__mutmut_6": _MUTABLE_HEADERS,
+    "agent.main.x__send_error__mutmut_7": _MUTABLE_HEADERS,
+    "agent.main.x__send_error__mutmut_11": "a plain Response (starlette 1.10.0 responses.py __call__) never calls receive",
+    # agent/guardrails.py
+    "agent.guardrails.x__luhn_ok__mutmut_14": "a doubled digit is even, never 9: '> 9' and '>= 9' agree",
+    "agent.guardrails.x__luhn_ok__mutmut_20": "total % 10 == 0 exactly when (-total) % 10 == 0",
+    "agent.guardrails.xǁBedrockGuardrailǁcheck__mutmut_48": _GUARDRAIL_REQUIRED + " (outputs)",
+    "agent.guardrails.xǁBedrockGuardrailǁcheck__mutmut_50": _GUARDRAIL_REQUIRED + " (outputs)",
+    "agent.guardrails.xǁBedrockGuardrailǁcheck__mutmut_56": _GUARDRAIL_REQUIRED + " (assessments)",
+    "agent.guardrails.xǁBedrockGuardrailǁcheck__mutmut_58": _GUARDRAIL_REQUIRED + " (assessments)",
+    # agent/identity.py
+    "agent.identity.x_caller_from_authorization__mutmut_36": (
+        "Python's base64 decoder ignores excess '=': +len % 4 pads 4n+2 and 4n+3 segments enough (4n+1 is invalid either way)"
+    ),
+    "agent.identity.x_caller_from_authorization__mutmut_43": "codec names are case-insensitive: 'ASCII' is 'ascii'",
+    # agent/memory.py
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_9": "bedrock-agentcore 1.25.0 MemoryClient.list_events defaults max_results to 100",
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_19": _REQUIRED_IN_MODEL + " (Event.eventTimestamp)",
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_21": _REQUIRED_IN_MODEL + " (Event.eventTimestamp)",
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_25": _REQUIRED_IN_MODEL + " (Event.eventTimestamp)",
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_29": _REQUIRED_IN_MODEL + " (Event.payload)",
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_31": _REQUIRED_IN_MODEL + " (Event.payload)",
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_43": _ROLE_DEFAULT,
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_45": _ROLE_DEFAULT,
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_48": _ROLE_DEFAULT,
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_51": "a missing text must skip the message: None is as falsy as ''",
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_53": "a missing text must skip the message: None is as falsy as ''",
+    "agent.memory.xǁAgentCoreMemoryǁhistory__mutmut_60": (
+        "text is the only member of the Content union, so it is set; a payload without it has role '' and is skipped"
+    ),
+    "agent.memory.xǁAgentCoreMemoryǁrecord__mutmut_10": _UPPERCASED_ROLE,
+    "agent.memory.xǁAgentCoreMemoryǁrecord__mutmut_12": _UPPERCASED_ROLE,
+    # agent/tool_client.py
+    "agent.tool_client.xǁBearerFromProviderǁauth_flow__mutmut_3": _HTTPX_HEADER_CASE,
+    "agent.tool_client.xǁBearerFromProviderǁauth_flow__mutmut_4": _HTTPX_HEADER_CASE,
+    "agent.tool_client.xǁClientCredentialsTokenǁ_fetch__mutmut_5": _HTTPX_FORM,
+    "agent.tool_client.xǁClientCredentialsTokenǁ_fetch__mutmut_9": _HTTPX_FORM,
+    "agent.tool_client.xǁClientCredentialsTokenǁ_fetch__mutmut_17": _HTTPX_HEADER_CASE,
+    "agent.tool_client.xǁClientCredentialsTokenǁ_fetch__mutmut_18": _HTTPX_HEADER_CASE,
+}
 
 PYTEST_ARGS = ("-m", "not slow")
 
