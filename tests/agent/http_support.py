@@ -53,6 +53,26 @@ class Served:
 
 
 @contextmanager
+def serve_asgi(app: Any, *, what: str = "the test server", timeout: float = 15) -> Iterator[str]:
+    """Any ASGI app (an MCP server's streamable-HTTP app, say) under uvicorn on a free loopback port;
+    yields its base URL and stops it afterwards."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, name="asgi-under-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        assert time.monotonic() < deadline, f"{what} did not start"
+        assert thread.is_alive(), f"{what}'s thread died"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+
+
+@contextmanager
 def serve(config: Settings, service: Any) -> Iterator[Served]:
     """The agent app (with `service`) under uvicorn exactly as `agent.main.main` configures it."""
     port = free_port()

@@ -5,15 +5,11 @@ machine token is fetched. The model is never called."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from mcp.server.fastmcp import FastMCP
 
 from agent.identity import Caller
@@ -26,6 +22,7 @@ from agent.tool_client import (
     local_headers,
 )
 from local_stack.scripted_strands import Say
+from tests.agent.http_support import serve_asgi
 
 LIMIT = 15.0
 list_requests: list[str] = []  # X-Actor-Id of each tools/list the server answered
@@ -61,19 +58,8 @@ def mcp_url() -> Iterator[str]:
             return
         await inner(scope, receive, send)
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + LIMIT
-    while not uv.started:
-        assert time.monotonic() < deadline, "the MCP test server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/mcp"
-    uv.should_exit = True
-    thread.join(10)
+    with serve_asgi(app, what="the MCP test server", timeout=LIMIT) as base:
+        yield f"{base}/mcp"
 
 
 class WarmableFactory:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 from mcp.server.fastmcp import FastMCP
 from mcp.shared.exceptions import McpError
 from mcp.types import ErrorData
@@ -37,6 +35,7 @@ from agent.tool_client import (
     classify_call_failure,
     local_headers,
 )
+from tests.agent.http_support import serve_asgi
 
 LIMIT = 15.0
 initializations: list[str] = []  # X-Actor-Id of every MCP `initialize` the server received
@@ -270,19 +269,8 @@ def mcp_url() -> Iterator[str]:
             return
         await inner(scope, receive, send)
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + LIMIT
-    while not uv.started:
-        assert time.monotonic() < deadline, "the MCP test server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/mcp"
-    uv.should_exit = True
-    thread.join(10)
+    with serve_asgi(app, what="the MCP test server", timeout=LIMIT) as base:
+        yield f"{base}/mcp"
 
 
 def test_a_discarded_session_is_stopped_and_the_next_turn_opens_a_new_one(mcp_url):

@@ -7,20 +7,17 @@ the real AgentService with the scripted in-process model."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from mcp.server.fastmcp import FastMCP
 
 from agent.identity import Caller
 from agent.payload import Invocation
 from agent.tool_client import McpTools, local_headers
 from local_stack.scripted_strands import Call, Say
+from tests.agent.http_support import serve_asgi
 
 LIMIT = 15.0
 SESSION = "s-" + "r" * 32
@@ -40,21 +37,8 @@ def mcp_url() -> Iterator[str]:
         """Fail with a long message."""
         raise RuntimeError("y" * size)
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    uv = uvicorn.Server(
-        uvicorn.Config(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="critical")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + LIMIT
-    while not uv.started:
-        assert time.monotonic() < deadline, "the MCP test server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/mcp"
-    uv.should_exit = True
-    thread.join(10)
+    with serve_asgi(server.streamable_http_app(), what="the MCP test server", timeout=LIMIT) as base:
+        yield f"{base}/mcp"
 
 
 @pytest.fixture
