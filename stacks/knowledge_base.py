@@ -29,8 +29,6 @@ from constructs import Construct, IConstruct
 
 from config import AppConfig
 from config.foundation import ChunkingConfig
-from corpus.reader import METADATA_SUFFIX as METADATA_SUFFIX  # re-exported for tests/corpus
-from corpus.reader import corpus_documents as corpus_documents  # re-exported for tests/corpus
 from corpus.reader import corpus_fingerprint, validate_corpus
 from stacks.base import FoundationStack
 from stacks.compliance import (

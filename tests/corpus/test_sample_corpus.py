@@ -9,8 +9,9 @@ import re
 import pytest
 from pypdf import PdfReader
 
+from config import REPO_ROOT
 from corpus import build_pdf
-from stacks.knowledge_base import METADATA_SUFFIX, REPO_ROOT, corpus_documents
+from corpus.reader import METADATA_SUFFIX, corpus_documents
 
 CORPUS = REPO_ROOT / "corpus"
 README = (CORPUS / "README.md").read_text(encoding="utf-8")
