@@ -119,4 +119,6 @@ def test_no_credentials_means_no_link_not_an_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # A fresh process has no default session; an earlier test's one would hold its cached credentials.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     assert DocumentLinker("aaf-docs", "eu-west-1").url(MANUAL_P3.uri) is None
