@@ -5,6 +5,7 @@ answers; `slow-stop` answers and ignores SIGTERM."""
 
 from __future__ import annotations
 
+import socket
 import sys
 
 SERVER = r"""
@@ -33,3 +34,14 @@ HTTPServer(("127.0.0.1", port), H).serve_forever()
 
 def argv(mode: str, port: int) -> list[str]:
     return [sys.executable, "-c", SERVER, mode, str(port)]
+
+
+def bindable(port: int) -> bool:
+    """Whether a server can listen on `port` again (with SO_REUSEADDR, as uvicorn and LiteLLM do)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

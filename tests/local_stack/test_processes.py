@@ -4,7 +4,6 @@ the whole process group stopped, ports free again after a stop."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -13,18 +12,7 @@ import pytest
 from local_stack import components
 from local_stack.processes import ManagedProcess, ProcessStartError, free_port, wait_for_http
 from tests.factories import test_config
-from tests.local_stack.servers import argv
-
-
-def _bindable(port: int) -> bool:
-    """Whether a server can listen on `port` again (with SO_REUSEADDR, as uvicorn and LiteLLM do)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+from tests.local_stack.servers import argv, bindable
 
 
 def test_a_healthy_process_starts_and_stops_and_frees_its_port(tmp_path: Path) -> None:
@@ -36,10 +24,10 @@ def test_a_healthy_process_starts_and_stops_and_frees_its_port(tmp_path: Path) -
         log_path=tmp_path / "t.log",
     )
     with process:
-        assert process.is_running() and not _bindable(port)
+        assert process.is_running() and not bindable(port)
         assert "mode ok" in process.log_text()
     assert not process.is_running() and process.returncode is not None
-    assert _bindable(port)  # the port can be used again at once (e.g. a restarted tool server)
+    assert bindable(port)  # the port can be used again at once (e.g. a restarted tool server)
 
 
 def test_a_process_that_exits_is_reported_by_name_with_its_log(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ reverse (also after a failure), ports free again; plan() wires the parts to each
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,24 +12,13 @@ from local_stack.components import Launch
 from local_stack.processes import free_port
 from local_stack.stack import LocalStack, StackStartError, hermetic_environ, plan
 from tests.factories import test_config
-from tests.local_stack.servers import argv
+from tests.local_stack.servers import argv, bindable
 
 
 def launch(name: str, mode: str = "ok", timeout: float = 20) -> Launch:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     return Launch(name, argv(mode, port), {}, f"{url}/health", url, timeout)
-
-
-def _bindable(port: int) -> bool:
-    """Whether a server can listen on `port` again (with SO_REUSEADDR, as uvicorn and LiteLLM do)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def test_components_start_in_waves_and_stop_in_reverse(tmp_path: Path) -> None:
@@ -51,7 +39,7 @@ def test_components_start_in_waves_and_stop_in_reverse(tmp_path: Path) -> None:
     assert events[:4] == ["spawn tools", "spawn gateway", "ready tools", "ready gateway"]
     assert events[4:6] == ["spawn agent", "ready agent"]
     assert events[6:] == ["stop agent", "stop gateway", "stop tools"]
-    assert all(_bindable(item.port) for item in launches)
+    assert all(bindable(item.port) for item in launches)
     assert (tmp_path / "logs" / "agent.log").is_file() and len(pids) == 3
 
 
@@ -63,7 +51,7 @@ def test_a_failing_component_is_named_and_everything_started_is_stopped(tmp_path
         stack.start()
     assert raised.value.component == "tools" and "boom: configuration error" in str(raised.value)
     assert stack.processes == {}  # the gateway was stopped, the agent never started
-    assert _bindable(launches[0].port) and not (tmp_path / "logs" / "agent.log").exists()
+    assert bindable(launches[0].port) and not (tmp_path / "logs" / "agent.log").exists()
 
 
 def test_a_component_that_never_answers_fails_within_its_bound(tmp_path: Path) -> None:
