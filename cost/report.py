@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cost.model import Estimate, estimate_templates, money, read_assembly
 from cost.prices import PRICES_DIR, PriceError, load_prices
+from cost.usage import (
+    DEFAULT_PROFILE,
+    UsageEstimate,
+    estimate_usage,
+    load_profile,
+    load_usage_prices,
+    read_deployment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +31,47 @@ def estimate_assembly(outdir: Path, region: str | None = None, prices_dir: Path 
     assembly = read_assembly(outdir)
     prices = load_prices(region or assembly.region or DEFAULT_REGION, prices_dir)
     return estimate_templates(assembly.templates, prices)
+
+
+def usage_for_assembly(
+    outdir: Path,
+    estimate: Estimate,
+    profile_path: Path = DEFAULT_PROFILE,
+    overrides: Sequence[str] = (),
+    prices_dir: Path = PRICES_DIR,
+) -> UsageEstimate:
+    """The usage cost of the assembly `estimate` was made from: its region's usage prices, the agent's
+    model from the runtime's `MODEL_ALIAS` resolved in the model catalog of the assembly's profile, and the
+    self-hosted Langfuse idle cost (the observability stack) for the break-even.
+
+    Raises:
+        UsageError: bad profile or override. PriceError: no or invalid usage price table.
+    """
+    profile = load_profile(profile_path, overrides)
+    prices = load_usage_prices(estimate.prices.region, prices_dir)
+    deployment = read_deployment(read_assembly(outdir).templates)
+    model_id = _model_id(deployment.model_alias, estimate.profile)
+    observability = [
+        stack.monthly for stack in estimate.stacks if component(stack.name) == OBSERVABILITY_COMPONENT
+    ]
+    self_hosted = observability[0] if observability and deployment.self_hosted_langfuse else None
+    return estimate_usage(profile, prices, deployment, model_id, self_hosted)
+
+
+OBSERVABILITY_COMPONENT = "observability"
+
+
+def _model_id(alias: str | None, profile: str | None) -> str | None:
+    """The catalog's model id for the runtime's alias (the catalog of the synthesized profile)."""
+    from config import load_config  # deferred: YAML parsing only when the usage model runs
+
+    catalog = load_config({"profile": profile} if profile else None).models
+    name = alias or catalog.agent_alias
+    try:
+        return catalog.entry(name).model_id
+    except KeyError:
+        logger.warning("model alias %r is not in the %s catalog", name, profile or "default")
+        return None
 
 
 def component(stack_name: str) -> str:

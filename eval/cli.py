@@ -7,8 +7,11 @@ or dataset; 3 the run could not produce results (the agent never answered).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -58,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--langfuse-dataset", default=None, help="Langfuse dataset name (default: the file's stem)"
     )
     run.add_argument("--no-langfuse", action="store_true", help="do not use Langfuse even when configured")
+    run.add_argument(
+        "--write-profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the measured turn profile the usage-cost model reads (e.g. cost/profiles/golden.json)",
+    )
     _common(run)
 
     online = sub.add_parser("online", help="score a sample of recent production traces from Langfuse")
@@ -298,7 +308,10 @@ def _finish(
     for line in summary_lines(report):
         print(line)
     # a file:// URL opens from any terminal or browser (`open` is macOS-only, `xdg-open` Linux-only)
-    print(f"report: {html_path.resolve().as_uri()} (and {json_path})")
+    print(f"report: {html_path.resolve().as_uri()} (and {json_path}, {directory / 'usage.md'})")
+    profile_path: Path | None = getattr(args, "write_profile", None)
+    if profile_path is not None:
+        _write_profile(report, profile_path)
     bucket = os.environ.get("EVAL_REPORT_BUCKET")
     if bucket:
         keys = upload_reports(bucket, report, [json_path, html_path])
@@ -316,6 +329,37 @@ def _finish(
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+
+
+def _write_profile(report: RunReport, path: Path) -> None:
+    """Write the run's measured turn profile (`cost/usage.py` reads it); a run without answers has none."""
+    from eval.results import ProfileError, turn_profile
+
+    try:
+        profile = turn_profile(report, commit=_commit())
+    except ProfileError as exc:
+        print(f"turn profile not written: {exc}", file=sys.stderr)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
+    print(f"turn profile: {path}")
+
+
+def _commit() -> str | None:
+    """The commit the run measured: EVAL_COMMIT, else `git rev-parse HEAD` (None outside a checkout)."""
+    if os.environ.get("EVAL_COMMIT"):
+        return os.environ["EVAL_COMMIT"]
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        completed = subprocess.run(  # noqa: S603 - fixed arguments, git from PATH
+            [git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    value = completed.stdout.strip()
+    return value if completed.returncode == 0 and value else None
 
 
 def judge_from_env(retries: int, env: dict[str, str] | None = None) -> Judge:

@@ -59,7 +59,56 @@ def write_reports(report: RunReport, directory: Path, baseline: RunReport | None
     json_path.write_text(report.model_dump_json(indent=2), encoding="utf-8")
     html_path = directory / "report.html"
     html_path.write_text(render_html(report, baseline), encoding="utf-8")
+    (directory / USAGE_MARKDOWN).write_text(usage_markdown(report), encoding="utf-8")
     return json_path, html_path
+
+
+USAGE_MARKDOWN = "usage.md"
+
+
+def _cost(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:.4f}"
+
+
+def usage_rows(report: RunReport) -> list[tuple[str, int, str, str, str, str]]:
+    """Per case: id, answered turns, and per repetition (one conversation) the mean input tokens, output
+    tokens and cost (`n/a` when no turn could be priced; `+N unpriced` when some could not)."""
+    rows = []
+    for case in report.cases:
+        usage = case.usage
+        cost = _cost(usage.cost_usd_per_repetition)
+        if usage.unpriced_turns and usage.cost_usd is not None:
+            cost += f" (+{usage.unpriced_turns} unpriced)"
+        rows.append(
+            (
+                case.case_id,
+                usage.answered_turns,
+                f"{usage.input_tokens_per_repetition:,.0f}",
+                f"{usage.output_tokens_per_repetition:,.0f}",
+                cost,
+                _cost(usage.cost_usd),
+            )
+        )
+    return rows
+
+
+def usage_markdown(report: RunReport) -> str:
+    """usage.md: measured tokens and model cost per case (the inputs of the usage-cost model, `make cost`)."""
+    lines = [
+        f"# Measured usage: {report.run_name}",
+        "",
+        f"Target {report.target}, k={report.k}. Tokens as the agent reported them; cost from the model "
+        "catalog's prices (`input_cost_per_million`/`output_cost_per_million`), else LiteLLM's price list.",
+        *(f"> {note}" for note in report.notes),
+        "",
+        "| case | answered turns (all runs) | input tokens / run | output tokens / run | cost / run | cost, all runs |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines.extend(f"| {' | '.join(str(cell) for cell in row)} |" for row in usage_rows(report))
+    total = report.aggregates.get("total_cost_usd")
+    tokens = report.aggregates.get("total_tokens_sum")
+    lines += ["", f"Run total: {format_value(tokens, 'tokens')} tokens, {format_value(total, 'usd')}.", ""]
+    return "\n".join(lines)
 
 
 def comparison(report: RunReport, baseline: RunReport | None) -> list[dict[str, Any]]:
@@ -244,6 +293,13 @@ def summary_lines(report: RunReport) -> list[str]:
         metric = METRICS.get(name) or RUN_METRICS.get(name)
         if metric is not None and name in report.aggregates:
             lines.append(f"  {name:<20} {format_value(report.aggregates[name], metric.unit)}")
+    rows = usage_rows(report)
+    if rows:
+        lines.append(f"  {'usage (tokens, cost per run)':<32} {'turns':>5} {'in':>8} {'out':>7}  cost")
+        lines.extend(
+            f"  {case_id[:32]:<32} {turns:>5} {tokens_in:>8} {tokens_out:>7}  {cost}"
+            for case_id, turns, tokens_in, tokens_out, cost, _total in rows
+        )
     return lines
 
 

@@ -18,12 +18,11 @@ from eval.agent import AgentCallError, AgentReply, AgentTarget, new_session_id
 from eval.dataset import GoldenCase, Turn
 from eval.evaluators import PriceTable, code_scores
 from eval.judge import Judge, JudgeMetric, Passage
-from eval.results import CaseResult, Repetition, TurnResult
+from eval.results import KNOWLEDGE_TOOLS, CaseResult, Repetition, TurnResult
 from eval.scores import Score
 
 logger = logging.getLogger(__name__)
 
-KNOWLEDGE_TOOLS = frozenset({"search_knowledge_base"})
 MAX_BACKOFF_SECONDS = 8.0
 
 # (reply) -> (passages or None when unavailable, where they came from)
