@@ -4,6 +4,7 @@ profile `--write-profile` writes for the usage-cost model (cost/usage.py)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,13 @@ def test_cli_reports_tokens_and_cost_per_case_and_writes_the_turn_profile(
     expected_in = sum(u.input_tokens for u in by_id.values()) / 4
     assert profile.input_tokens_per_turn == pytest.approx(expected_in, abs=0.01)
     assert profile.basis_of("runtime_vcpu_seconds_per_turn").startswith("measured upper bound")
+
+
+def test_the_html_report_shows_tokens_and_cost_per_case() -> None:
+    from eval.report import render_html
+
+    html = render_html(_report())
+    rows = {case_id: row for case_id, row in re.findall(r"<code>([a-z]+)</code>(.*?)</tr>", html, re.S)}
+    # priced: 6,000 in / 200 out over two repetitions; cost 0.016 over two = 0.008 per repetition
+    assert re.search(r">3000 / 100</td>\s*<td class=\"num\">\$0\.0080</td>", rows["priced"])
+    assert re.search(r">300 / 10</td>\s*<td class=\"num\">not priced</td>", rows["unpriced"])
