@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
+from agent.errors import BudgetExceeded
+from agent.failures import is_budget_exceeded
 from agent.guardrails import BedrockGuardrail, Guardrail, LocalPolicy
+from agent.identity import Teams
 from agent.memory import AgentCoreMemory, LocalMemory, Memory
 from agent.service import AgentService, record_model_response
-from agent.settings import SecretResolver, Settings
+from agent.settings import GatewayKeys, SecretResolver, Settings
 from agent.telemetry import Telemetry
 from agent.tool_client import (
     BearerFromProvider,
@@ -24,34 +28,49 @@ logger = logging.getLogger(__name__)
 
 
 def priced_model_class(input_per_million: float | None, output_per_million: float | None) -> type[Any]:
-    """An `OpenAIModel` that sets `gen_ai.usage.cost` (USD) on the current `chat` span from the
-    catalog prices while it streams (tracing contract); without prices it is the plain model."""
+    """An `OpenAIModel` billed to one gateway team: it sets `gen_ai.usage.cost` (USD) on the current
+    `chat` span from the catalog prices while it streams (tracing contract; not without prices), and
+    turns the gateway's budget answer into `BudgetExceeded(team)` (`team` is a constructor keyword)."""
+    from opentelemetry import trace
     from strands.models.openai import OpenAIModel
 
-    if input_per_million is None and output_per_million is None:
-        return OpenAIModel
-    from opentelemetry import trace
-
+    priced = input_per_million is not None or output_per_million is not None
     input_price = (input_per_million or 0.0) / 1_000_000
     output_price = (output_per_million or 0.0) / 1_000_000
 
-    class PricedOpenAIModel(OpenAIModel):
-        async def stream(self, *args: Any, **kwargs: Any) -> Any:
-            async for event in super().stream(*args, **kwargs):
-                usage = event.get("metadata", {}).get("usage") if isinstance(event, dict) else None
-                if usage:
-                    cost = (
-                        usage.get("inputTokens", 0) * input_price
-                        + usage.get("outputTokens", 0) * output_price
-                    )
-                    trace.get_current_span().set_attribute("gen_ai.usage.cost", float(cost))
-                yield event
+    class GatewayModel(OpenAIModel):
+        def __init__(self, *args: Any, team: str | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.team = team
 
-    return PricedOpenAIModel
+        async def stream(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                async for event in super().stream(*args, **kwargs):
+                    usage = event.get("metadata", {}).get("usage") if isinstance(event, dict) else None
+                    if usage and priced:
+                        cost = (
+                            usage.get("inputTokens", 0) * input_price
+                            + usage.get("outputTokens", 0) * output_price
+                        )
+                        trace.get_current_span().set_attribute("gen_ai.usage.cost", float(cost))
+                    yield event
+            except Exception as error:
+                if is_budget_exceeded(error):
+                    raise BudgetExceeded(self.team) from error
+                raise
+
+    return GatewayModel
 
 
 class GatewayModelFactory:
-    """Strands `OpenAIModel`s pointed at the LLM gateway, one shared HTTP client per event loop."""
+    """Strands `OpenAIModel`s pointed at the LLM gateway, one shared HTTP client per event loop.
+
+    `for_caller(team, user)` is the model of one turn: the key of the caller's team (`team_keys`; the
+    default `api_key` for a team without one) and the OpenAI `user` field = the caller's actor id, so
+    LiteLLM attributes spend to the team and the end user and enforces the team's budget (docs/spend.md).
+    Both come from the validated token, never from the request body. The per-team clients of a loop
+    are copies (`with_options`) sharing that loop's one HTTP connection pool.
+    """
 
     def __init__(
         self,
@@ -61,6 +80,7 @@ class GatewayModelFactory:
         max_tokens: int,
         timeout: float,
         prices: tuple[float | None, float | None] = (None, None),
+        team_keys: Mapping[str, str] | None = None,
     ) -> None:
         from openai import AsyncOpenAI
 
@@ -79,7 +99,11 @@ class GatewayModelFactory:
         self.model_id = model_id
         self._max_tokens = max_tokens
         self._timeout = timeout
+        self._team_keys = dict(team_keys or {})
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._team_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._spare: Any = None
 
     def _new_client(self) -> Any:
@@ -102,14 +126,37 @@ class GatewayModelFactory:
         _ = client.chat.completions
         self._spare = client
 
-    def __call__(self) -> Any:
+    def _loop_client(self) -> Any:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
             client, self._spare = (self._spare or self._new_client()), None
             self._clients[loop] = client
+        return client
+
+    def _team_client(self, team: str | None) -> Any:
+        client = self._loop_client()
+        key = self._team_keys.get(team) if team is not None else None
+        if team is None or key is None or key == self._api_key:
+            return client
+        per_team = self._team_clients.setdefault(asyncio.get_running_loop(), {})
+        if team not in per_team:
+            per_team[team] = client.with_options(api_key=key)  # shares the loop's HTTP client
+        return per_team[team]
+
+    def for_caller(self, team: str | None, user: str) -> Any:
+        """The model of one turn of `user` (actor id) billed to `team`."""
         return self._model_class(
-            client=client,
+            client=self._team_client(team),
+            model_id=self.model_id,
+            params={"max_tokens": self._max_tokens, "user": user},
+            team=team,
+        )
+
+    def __call__(self) -> Any:
+        """A model with the default key and no end user (callers without an identity)."""
+        return self._model_class(
+            client=self._loop_client(),
             model_id=self.model_id,
             params={"max_tokens": self._max_tokens},
         )
@@ -124,7 +171,10 @@ def build_service(settings: Settings) -> AgentService:
         assert settings.llm_gateway_key_secret_arn and settings.tool_gateway_client_secret_arn
         assert settings.tool_gateway_token_url and settings.tool_gateway_scope
         assert settings.memory_id and settings.guardrail_id and settings.guardrail_version
-        api_key = secrets.json(settings.llm_gateway_key_secret_arn, "api_key")["api_key"]
+        keys = GatewayKeys.from_document(
+            secrets.document(settings.llm_gateway_key_secret_arn),
+            f"secret {settings.llm_gateway_key_secret_arn}",
+        )
         client = secrets.json(settings.tool_gateway_client_secret_arn, "client_id", "client_secret")
         token = ClientCredentialsToken(
             settings.tool_gateway_token_url,
@@ -143,11 +193,15 @@ def build_service(settings: Settings) -> AgentService:
         stream_flush = 600  # each output check is one ApplyGuardrail call
         telemetry = Telemetry.disabled()
         if settings.langfuse_host and settings.langfuse_keys_secret_arn:
-            keys = secrets.json(settings.langfuse_keys_secret_arn, "public_key", "secret_key")
-            telemetry = _langfuse(settings, keys["public_key"], keys["secret_key"])
+            langfuse = secrets.json(settings.langfuse_keys_secret_arn, "public_key", "secret_key")
+            telemetry = _langfuse(settings, langfuse["public_key"], langfuse["secret_key"])
     else:
         assert settings.llm_gateway_key
-        api_key = settings.llm_gateway_key
+        keys = (
+            GatewayKeys.from_file(settings.llm_gateway_teams_file)
+            if settings.llm_gateway_teams_file
+            else GatewayKeys(settings.llm_gateway_key)
+        )
         tools = McpTools(
             settings.tool_gateway_url,
             local_headers,
@@ -162,15 +216,17 @@ def build_service(settings: Settings) -> AgentService:
             telemetry = _langfuse(settings, settings.langfuse_public_key, settings.langfuse_secret_key)
     models = GatewayModelFactory(
         settings.llm_gateway_url,
-        api_key,
+        keys.api_key,
         settings.model_alias,
         settings.max_output_tokens,
         settings.model_timeout_seconds,
         (settings.input_cost_per_million, settings.output_cost_per_million),
+        team_keys=keys.team_keys,
     )
     return AgentService(
         model_factory=models,
         model_name=settings.model_alias,
+        teams=Teams.of(keys.team_keys, keys.default_team),
         guardrail=guardrail,
         memory=memory,
         tools=tools,

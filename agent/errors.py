@@ -50,6 +50,20 @@ class ModelUnavailable(TurnFailure):
     """The LLM gateway failed after its own retries and fallbacks."""
 
 
+class BudgetExceeded(TurnFailure):
+    """The LLM gateway refused the call because the budget of the caller's team (its key) is spent.
+
+    Raised by the gateway model (agent.bootstrap) when LiteLLM answers with its error type
+    `budget_exceeded`; `team` is the team whose key the agent chose (None: the agent's single key).
+    """
+
+    def __init__(self, team: str | None) -> None:
+        super().__init__(
+            f"the LLM budget of team {team!r} is exhausted" if team else "the LLM budget is exhausted"
+        )
+        self.team = team
+
+
 class EmptyAnswer(TurnFailure):
     """The model ended its turn without any text (an `internal_error`: nothing to show or remember)."""
 

@@ -15,6 +15,9 @@ at the versions pinned in agent/requirements.txt:
   as one of them `from error` (so the OpenAI error stays in the chain). Strands decides which by
   reading the message (`strands/models/_openai_errors.py` `classify_openai_error`); the OpenAI rows
   therefore come first, and the Strands rows only classify chains without an OpenAI/httpx error.
+- A spent team budget reaches this table as our `BudgetExceeded` (agent.bootstrap raises it from the
+  gateway's answer by its structured `type`, see `is_budget_exceeded`), before the 429 row: LiteLLM
+  answers a spent budget with HTTP 429 too, which would otherwise read as `rate_limited`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import httpx
 import openai
 from strands.types.exceptions import ContextWindowOverflowException, ModelThrottledException
 
-from agent.errors import ApiError, ModelUnavailable, TurnTimeout
+from agent.errors import ApiError, BudgetExceeded, ModelUnavailable, TurnTimeout
 from agent.tool_client import ToolsUnavailable, exception_chain
 
 RATE_LIMIT_DEFAULT_RETRY_SECONDS = 5
@@ -38,6 +41,7 @@ STATUS_BY_CODE = {
     "model_timeout": 504,
     "turn_timeout": 504,
     "rate_limited": 429,
+    "budget_exceeded": 429,
     "internal_error": 500,
 }
 
@@ -94,6 +98,32 @@ def retry_after_seconds(chain: list[BaseException]) -> int:
     return RATE_LIMIT_DEFAULT_RETRY_SECONDS
 
 
+# litellm 1.102.4 proxy/_types.py `ProxyErrorTypes.budget_exceeded`; the proxy answers a spent key,
+# team, user or end-user budget with HTTP 429 and `{"error": {"type": "budget_exceeded", ...}}`
+# (proxy/auth/auth_exception_handler.py `_as_proxy_exception`); openai 2.54 `APIError.type` is that
+# `type` (openai/_exceptions.py `APIError.__init__` reads `body["type"]`).
+LITELLM_BUDGET_ERROR_TYPE = "budget_exceeded"
+
+
+def is_budget_exceeded(error: BaseException) -> bool:
+    """Whether the chain of `error` holds the gateway's budget answer (by its error type, not text)."""
+    return any(
+        isinstance(current, openai.APIStatusError) and current.type == LITELLM_BUDGET_ERROR_TYPE
+        for current in exception_chain(error)
+    )
+
+
+def _budget_exceeded(error: BaseException, _: list[BaseException]) -> Failure:
+    assert isinstance(error, BudgetExceeded)  # the row's only type
+    whose = f"of team '{error.team}'" if error.team else "of this agent"
+    return Failure(
+        429,
+        "budget_exceeded",
+        f"the LLM budget {whose} is used up; ask the team's gateway admin to raise it, or wait for the "
+        "budget period to reset",
+    )
+
+
 def _rate_limited(_: BaseException, chain: list[BaseException]) -> Failure:
     seconds = retry_after_seconds(chain)
     return Failure(429, "rate_limited", f"the model's rate limit was reached; retry in {seconds} s", seconds)
@@ -112,6 +142,7 @@ def _fixed(failure: Failure) -> Answer:
 FAILURES: tuple[tuple[tuple[type[BaseException], ...], Answer], ...] = (
     ((TurnTimeout,), _timed_out),
     ((ToolsUnavailable,), _fixed(TOOLS_UNAVAILABLE)),
+    ((BudgetExceeded,), _budget_exceeded),
     ((openai.RateLimitError,), _rate_limited),
     ((openai.APITimeoutError, httpx.TimeoutException, TimeoutError), _fixed(MODEL_TIMEOUT)),
     ((ModelUnavailable, openai.APIError, httpx.HTTPError), _fixed(MODEL_UNAVAILABLE)),

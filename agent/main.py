@@ -270,7 +270,11 @@ class Runtime:
             from agent.bootstrap import build_service
 
             service = build_service(self.settings)
-            local_caller = Caller(self.settings.local_user) if self.settings.mode == "local" else None
+            local_caller = (
+                Caller(self.settings.local_user, groups=self.settings.local_user_groups)
+                if self.settings.mode == "local"
+                else None
+            )
             try:
                 service.prewarm(local_caller)
             except Exception:
@@ -308,7 +312,7 @@ class Runtime:
 
     def caller(self, context: RequestContext | None) -> Caller:
         if self.settings.mode == "local":
-            return Caller(actor_id=self.settings.local_user)
+            return Caller(actor_id=self.settings.local_user, groups=self.settings.local_user_groups)
         headers = (context.request_headers if context is not None else None) or {}
         authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         return caller_from_authorization(authorization)

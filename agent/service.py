@@ -34,7 +34,7 @@ from strands.models.model import Model
 from agent.errors import ApiError, EmptyAnswer, TurnTimeout
 from agent.failures import classify_failure, error_from_event
 from agent.guardrails import Guardrail, Verdict
-from agent.identity import Caller
+from agent.identity import Caller, Teams
 from agent.memory import Memory
 from agent.output_guard import OutputGuard
 from agent.payload import Invocation
@@ -115,8 +115,10 @@ class AgentService:
         stream_flush_chars: int = 80,
         turn_deadline_seconds: float = 45.0,
         heartbeat_seconds: float = 10.0,
+        teams: Teams | None = None,
     ) -> None:
         self._model_factory = model_factory
+        self.teams = teams or Teams()
         self.model_name = model_name
         self.guardrail = guardrail
         self.memory = memory
@@ -229,8 +231,13 @@ class AgentService:
         event (see `agent.failures`), and `None` always ends the queue."""
         record = ModelRecord(requested=self.model_name)
         current_model.set(record)  # this task's own context: the gateway client's response hook reads it
+        team = self.teams.team_of(caller)
         attributes = Telemetry.trace_attributes(
-            invocation.session_id, caller.actor_id, self.environment, [AGENT_NAME, self.environment]
+            invocation.session_id,
+            caller.actor_id,
+            self.environment,
+            [AGENT_NAME, self.environment],
+            team=team,
         )
         try:
             with self.telemetry.turn(attributes, invocation.prompt) as span:
@@ -315,7 +322,7 @@ class AgentService:
             asyncio.to_thread(self.tools.tools_for, caller),
         )
         return Agent(
-            model=self._model_factory(),
+            model=self._model(caller),
             tools=list(tools),
             system_prompt=system_prompt(tools_available=bool(tools), facts=facts),
             messages=conversation(history),  # type: ignore[arg-type]
@@ -325,6 +332,14 @@ class AgentService:
             trace_attributes=attributes,
             name=AGENT_NAME,
         )
+
+    def _model(self, caller: Caller) -> Any:
+        """The turn's model: billed to the caller's team, with the caller's actor id as the OpenAI
+        `user` (gateway factories: `for_caller`); a plain factory is called without arguments."""
+        for_caller = getattr(self._model_factory, "for_caller", None)
+        if callable(for_caller):
+            return for_caller(self.teams.team_of(caller), caller.actor_id)
+        return self._model_factory()
 
     async def _guarded_text(
         self, agent: Agent, prompt: str, guard: OutputGuard, state: TurnState, caller: Caller

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["local", "agentcore"]
 _ACTOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_GROUP_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")  # the team names of config identity.teams
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Settings:
     tool_gateway_url: str
     llm_gateway_key: str | None = None
     llm_gateway_key_secret_arn: str | None = None
+    llm_gateway_teams_file: str | None = None
     tool_gateway_client_secret_arn: str | None = None
     tool_gateway_token_url: str | None = None
     tool_gateway_scope: str | None = None
@@ -45,6 +47,7 @@ class Settings:
     langfuse_public_key: str | None = None
     langfuse_secret_key: str | None = None
     local_user: str = "local-user"
+    local_user_groups: tuple[str, ...] = ()
     local_memory_path: str = ":memory:"
     local_guardrail_policy: str | None = None
     aws_region: str | None = None
@@ -165,8 +168,16 @@ class Settings:
             local_user = optional("LOCAL_USER") or "local-user"
             if not _ACTOR_RE.match(local_user):
                 raise ConfigurationError(f"LOCAL_USER {local_user!r} must match {_ACTOR_RE.pattern}")
+            groups = tuple(g.strip() for g in (optional("LOCAL_USER_GROUPS") or "").split(",") if g.strip())
+            bad = [group for group in groups if not _GROUP_RE.match(group)]
+            if bad:
+                raise ConfigurationError(
+                    f"LOCAL_USER_GROUPS {bad} must be team names matching {_GROUP_RE.pattern}"
+                )
             values.update(
+                local_user_groups=groups,
                 llm_gateway_key=required("LLM_GATEWAY_KEY"),
+                llm_gateway_teams_file=optional("LLM_GATEWAY_TEAMS_FILE"),
                 local_user=local_user,
                 local_memory_path=optional("LOCAL_MEMORY_PATH") or ":memory:",
                 local_guardrail_policy=optional("LOCAL_GUARDRAIL_POLICY"),
@@ -182,16 +193,67 @@ class Settings:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class GatewayKeys:
+    """The agent's LLM gateway keys: the default (`api_key`) and, when bootstrapped, one per team.
+
+    The document is the agent key secret written by llm_gateway/bootstrap.py `team_keys_document`:
+    `{"api_key", "key_alias", "default_team", "team_keys": {team: key}}`, teams in `identity.teams`
+    order then the default team. A secret with only `api_key` (an external gateway) is one key for all.
+    """
+
+    api_key: str
+    team_keys: Mapping[str, str] = field(default_factory=dict)
+    default_team: str | None = None
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], source: str) -> GatewayKeys:
+        """Raises ConfigurationError naming `source` and the field when the document is malformed."""
+        api_key = document.get("api_key")
+        if not isinstance(api_key, str) or not api_key:
+            raise ConfigurationError(f"{source} lacks the keys ['api_key']")
+        team_keys = document.get("team_keys")
+        if team_keys is None:
+            return cls(api_key)
+        default = document.get("default_team")
+        if not (
+            isinstance(team_keys, dict)
+            and team_keys
+            and all(isinstance(k, str) and isinstance(v, str) and v for k, v in team_keys.items())
+        ):
+            raise ConfigurationError(f"{source}: 'team_keys' must map team names to keys")
+        if not isinstance(default, str) or default not in team_keys:
+            raise ConfigurationError(
+                f"{source}: 'default_team' must name one of 'team_keys' {list(team_keys)}"
+            )
+        return cls(api_key, dict(team_keys), default)
+
+    @classmethod
+    def from_file(cls, path: str) -> GatewayKeys:
+        """The same document from a local JSON file (local mode: LLM_GATEWAY_TEAMS_FILE)."""
+        try:
+            with open(path, encoding="utf-8") as handle:  # noqa: PTH123 (a plain path from the env)
+                document = json.load(handle)
+        except (OSError, json.JSONDecodeError) as error:
+            raise ConfigurationError(
+                f"LLM_GATEWAY_TEAMS_FILE {path!r} is not a readable JSON file"
+            ) from error
+        if not isinstance(document, dict):
+            raise ConfigurationError(f"LLM_GATEWAY_TEAMS_FILE {path!r} is not a JSON object")
+        return cls.from_document(document, f"LLM_GATEWAY_TEAMS_FILE {path!r}")
+
+
 class SecretResolver:
     """Reads JSON secrets from Secrets Manager once and caches them (deployed mode)."""
 
     def __init__(self, region: str | None, client: Any = None) -> None:
         self._region = region
         self._client = client
-        self._cache: dict[str, dict[str, str]] = {}
+        self._cache: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def json(self, arn: str, *keys: str) -> dict[str, str]:
+    def document(self, arn: str) -> dict[str, Any]:
+        """The secret's JSON object as stored (nested values kept)."""
         with self._lock:
             if arn not in self._cache:
                 if self._client is None:
@@ -205,8 +267,12 @@ class SecretResolver:
                     raise ConfigurationError(f"secret {arn} is not a JSON object") from error
                 if not isinstance(value, dict):
                     raise ConfigurationError(f"secret {arn} is not a JSON object")
-                self._cache[arn] = {str(k): str(v) for k, v in value.items()}
-            secret = self._cache[arn]
+                self._cache[arn] = value
+            return self._cache[arn]
+
+    def json(self, arn: str, *keys: str) -> dict[str, str]:
+        """The secret's top-level values as strings; raises ConfigurationError naming missing `keys`."""
+        secret = {str(k): str(v) for k, v in self.document(arn).items() if not isinstance(v, dict | list)}
         missing = [key for key in keys if not secret.get(key)]
         if missing:
             raise ConfigurationError(f"secret {arn} lacks the keys {missing}")

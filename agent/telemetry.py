@@ -27,6 +27,7 @@ RETRIEVER_TOOLS = frozenset({"search_knowledge_base"})
 SEMCONV_OPT_IN = "gen_ai_latest_experimental,gen_ai_span_attributes_only"
 LANGFUSE_OTEL_PATH = "/api/public/otel/v1/traces"
 MAX_ATTRIBUTE_CHARS = 8000
+TEAM_TAG_PREFIX = "team:"
 
 
 def _clip(value: Any) -> str:
@@ -174,16 +175,24 @@ class Telemetry:
 
     @staticmethod
     def trace_attributes(
-        session_id: str, user_id: str, environment: str, tags: Sequence[str]
+        session_id: str, user_id: str, environment: str, tags: Sequence[str], *, team: str | None = None
     ) -> dict[str, Any]:
-        """The attributes every span of a turn carries (root, guardrails and Strands' spans)."""
-        return {
+        """The attributes every span of a turn carries (root, guardrails and Strands' spans).
+
+        `user_id` is the actor id the LLM gateway also receives as the OpenAI `user`, and `team` the
+        gateway team the turn's model calls are billed to: tag `team:<team>` and trace metadata
+        `team`, so Langfuse and the LiteLLM spend views name the same person and team (docs/spend.md).
+        """
+        attributes: dict[str, Any] = {
             "session.id": session_id,
             "user.id": user_id,
             "langfuse.environment": environment,
             "langfuse.trace.name": TRACE_NAME,
-            "langfuse.trace.tags": list(tags),
+            "langfuse.trace.tags": [*tags, f"{TEAM_TAG_PREFIX}{team}"] if team else list(tags),
         }
+        if team:
+            attributes["langfuse.trace.metadata.team"] = team
+        return attributes
 
     @contextlib.contextmanager
     def turn(self, attributes: Mapping[str, Any], prompt: str) -> Iterator[TurnSpan]:

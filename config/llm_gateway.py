@@ -71,16 +71,23 @@ class LlmGatewayConfig(Section):
     # clients in the VPC resolve; saves the ALB (~$16/month), for dev. public/certificate need the ALB.
     load_balancer: bool = True
     log_retention_days: int = 30
+    # The LiteLLM admin UI (model catalog, keys, teams, usage, spend logs) behind its own CloudFront
+    # distribution with a VPC origin, like Langfuse; its login is generated into Secrets Manager.
+    # The model API stays private to the VPC either way (docs/platform-console.md).
+    admin_ui: bool = True
+    # One budget per team of identity.teams, plus one for `default_team`. The agent calls the gateway
+    # with one virtual key per team, chosen per call by the caller's Cognito groups (docs/spend.md).
     team_budgets: tuple[TeamBudget, ...] = (
         TeamBudget(team="support", max_budget_usd=200.0),
         TeamBudget(team="platform", max_budget_usd=100.0),
+        TeamBudget(team="unassigned", max_budget_usd=10.0, rpm=20, tpm=50_000),
     )
-    agent_key_budget_usd: float = Field(default=100.0, gt=0)
+    # The LiteLLM team of callers in no team group (and of M2M callers): not a Cognito group, and its
+    # budget must be the smallest of team_budgets.
+    default_team: str = Field(default="unassigned", pattern=r"^[a-z][a-z0-9-]{1,30}$")
     eval_key_budget_usd: float = Field(default=25.0, gt=0)
-    agent_key_rpm: int = Field(default=120, ge=1)
     eval_key_rpm: int = Field(default=60, ge=1)
-    # The team each service key's spend is attributed to (a team from identity.teams).
-    agent_key_team: str = Field(default="support", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    # The team the evaluation key's spend is attributed to (a team from identity.teams).
     eval_key_team: str = Field(default="platform", pattern=r"^[a-z][a-z0-9-]{1,30}$")
 
     @field_validator("log_retention_days")
@@ -123,4 +130,16 @@ class LlmGatewayConfig(Section):
         teams = [budget.team for budget in self.team_budgets]
         if len(set(teams)) != len(teams):
             raise ValueError("team_budgets: each team may have one budget")
+        budgets = {budget.team: budget.max_budget_usd for budget in self.team_budgets}
+        if self.default_team not in budgets:
+            raise ValueError(
+                f"default_team: {self.default_team!r} has no entry in llm_gateway.team_budgets "
+                f"(budgeted teams: {sorted(budgets)})"
+            )
+        smaller = sorted(team for team, usd in budgets.items() if usd < budgets[self.default_team])
+        if smaller:
+            raise ValueError(
+                f"default_team: the budget of {self.default_team!r} (${budgets[self.default_team]:g}) must "
+                f"be the smallest of llm_gateway.team_budgets; {smaller} have less"
+            )
         return self

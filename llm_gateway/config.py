@@ -57,6 +57,8 @@ DEFAULT_API_KEY_ENV: Mapping[str, str] = {"openai": "OPENAI_API_KEY", "anthropic
 
 GUARDRAIL_NAME = "bedrock-guardrail"
 LOCAL_AUTH_HOOK = "llm_gateway.local_auth.user_api_key_auth"
+# The local stand-in of the spend table: records each call's cost per team for the team budgets.
+LOCAL_SPEND_CALLBACK = "llm_gateway.local_auth.spend_ledger"
 
 
 def env_ref(name: str) -> str:
@@ -231,9 +233,14 @@ def _litellm_settings(catalog: ModelCatalogConfig, features: GatewayFeatures) ->
         "drop_params": True,  # a provider-specific parameter a model does not support is dropped, not fatal
         "turn_off_message_logging": False,
     }
+    callbacks = []
     if features.langfuse:
         # Reads LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY from the environment.
-        settings["callbacks"] = ["langfuse_otel"]
+        callbacks.append("langfuse_otel")
+    if features.local_auth:
+        callbacks.append(LOCAL_SPEND_CALLBACK)  # team spend and budgets without a database (local_auth.py)
+    if callbacks:
+        settings["callbacks"] = callbacks
     if features.redis:
         settings["cache"] = False  # Redis carries router state (limits), not response caching
     return settings

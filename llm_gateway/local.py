@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config import REPO_ROOT, AppConfig, load_config
+from llm_gateway.bootstrap import local_teams_document
 from llm_gateway.config import (
     DEFAULT_API_KEY_ENV,
     ENV_MASTER_KEY,
@@ -48,6 +49,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
 STATE_DIR = REPO_ROOT / ".local"
 ENV_FILE_NAME = "gateway.env"
+TEAMS_FILE_NAME = "teams.json"
+# read by llm_gateway.local_auth inside the proxy (not imported here: it imports litellm)
+TEAMS_FILE_ENV = "LOCAL_GATEWAY_TEAMS_FILE"
 CONFIG_FILE_NAME = "litellm-config.yaml"
 # uvicorn logging without one access-log line per request (measurable on the hot path; see the benchmark).
 QUIET_LOG_CONFIG = Path(__file__).with_name("uvicorn_log_config.json")
@@ -64,6 +68,8 @@ PROXY_ENV_DEFAULTS: Mapping[str, str] = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # never fetch the cost map from the internet
     "LITELLM_LOG": "ERROR",
     "LITELLM_DONT_SHOW_FEEDBACK_BOX": "True",
+    # The admin UI stays off locally: its login stores the UI session as a virtual key in LiteLLM's
+    # database, which cannot run here (/v2/login answers "Not connected to DB!"; docs/platform-console.md).
     "DISABLE_ADMIN_UI": "True",
 }
 
@@ -185,6 +191,9 @@ class LocalGateway:
     master_key: str
     url: str
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    # The run's team keys (llm_gateway.bootstrap.local_teams_document, mode 0600): the proxy accepts them
+    # (LOCAL_GATEWAY_TEAMS_FILE) and the agent picks one per caller's team (LLM_GATEWAY_TEAMS_FILE).
+    teams_file: Path | None = None
 
 
 def generate_master_key() -> str:
@@ -335,13 +344,20 @@ def prepare(
     config_path.write_text(render_yaml(document), encoding="utf-8")
     key = master_key or generate_master_key()
     url = f"http://{host}:{port}"
+    # One fresh virtual key per team (and the default team), with the team budgets of the config: spend
+    # follows the caller's team locally as deployed (docs/spend.md).
+    teams_file = state_dir / TEAMS_FILE_NAME
+    _write_private(teams_file, json.dumps(local_teams_document(config)))
     env_file = None
     if write_env_file:
         env_file = state_dir / ENV_FILE_NAME
-        _write_private(env_file, f"LLM_GATEWAY_URL={url}\nLLM_GATEWAY_KEY={key}\n")
+        _write_private(
+            env_file, f"LLM_GATEWAY_URL={url}\nLLM_GATEWAY_KEY={key}\nLLM_GATEWAY_TEAMS_FILE={teams_file}\n"
+        )
 
     env = {**environ, **{k: v for k, v in PROXY_ENV_DEFAULTS.items() if k not in environ}}
     env[ENV_MASTER_KEY] = key
+    env[TEAMS_FILE_ENV] = str(teams_file)
     # The local auth hook (llm_gateway.local_auth) is imported by the proxy: make the repo importable.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH", "")]))
     argv = [
@@ -365,6 +381,7 @@ def prepare(
         master_key=key,
         url=url,
         upstreams=upstreams,
+        teams_file=teams_file,
     )
 
 

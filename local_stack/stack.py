@@ -141,6 +141,8 @@ def plan(
             )
         launches.append(components.gateway(local, timeouts.get("gateway", 120.0)))
         gateway_url, gateway_key = local.url, local.master_key
+        if local.teams_file is not None:  # the agent picks its caller's team key (docs/spend.md)
+            agent_extra = {"LLM_GATEWAY_TEAMS_FILE": str(local.teams_file), **(agent_extra or {})}
     if "tools" in chosen:
         launches.append(
             components.tool_server(

@@ -15,7 +15,7 @@ import openai
 import pytest
 from strands.types.exceptions import ContextWindowOverflowException, ModelThrottledException
 
-from agent.errors import ApiError, EmptyAnswer, ModelUnavailable, TurnTimeout
+from agent.errors import ApiError, BudgetExceeded, EmptyAnswer, ModelUnavailable, TurnTimeout
 from agent.failures import (
     FAILURES,
     INTERNAL,
@@ -215,9 +215,10 @@ def test_status_by_code_is_the_contract_table():
         "model_timeout": 504,
         "turn_timeout": 504,
         "rate_limited": 429,
+        "budget_exceeded": 429,
         "internal_error": 500,
     }
-    assert [row[0] for row in FAILURES][:2] == [(TurnTimeout,), (ToolsUnavailable,)]
+    assert [row[0] for row in FAILURES][:3] == [(TurnTimeout,), (ToolsUnavailable,), (BudgetExceeded,)]
 
 
 # --- through the real turn: the model raises, the JSON answer and the stream end with the contract error

@@ -57,10 +57,11 @@ def test_create_bootstraps_with_the_master_key_from_secrets_manager(
     answer = handler.on_event(event("Create", Plan=plan_json()), None, secrets_client=aws)
 
     assert answer["PhysicalResourceId"] == handler.PHYSICAL_ID
-    assert answer["Data"]["teams_created"] == "support,platform"
-    assert answer["Data"]["keys_created"] == "agent,evaluation"
+    assert answer["Data"]["teams_created"] == "support,platform,unassigned"
+    assert answer["Data"]["keys_created"] == "team-support,team-platform,team-unassigned,evaluation"
     agent = json.loads(aws.get_secret_value(SecretId="aaf-llm-agent-key")["SecretString"])
     assert agent["api_key"] in admin_api.keys
+    assert all(key in admin_api.keys for key in agent["team_keys"].values())
 
 
 def test_update_after_create_changes_nothing(aws: Any, admin_api: AdminRecorder) -> None:

@@ -15,6 +15,7 @@ from llm_gateway.config import (
     ENV_MASTER_KEY,
     GUARDRAIL_NAME,
     LOCAL_AUTH_HOOK,
+    LOCAL_SPEND_CALLBACK,
     Upstream,
     deployed_config,
     local_config,
@@ -188,6 +189,15 @@ def test_local_variant_has_no_database_and_a_401_auth_hook() -> None:
     assert "database_url" not in general
     assert general["custom_auth"] == LOCAL_AUTH_HOOK
     assert general["master_key"] == f"os.environ/{ENV_MASTER_KEY}"
+
+
+def test_local_variant_records_team_spend_and_deployed_uses_the_database() -> None:
+    assert local_config(test_config("dev"))["litellm_settings"]["callbacks"] == [LOCAL_SPEND_CALLBACK]
+    assert local_config(test_config("dev"), langfuse=True)["litellm_settings"]["callbacks"] == [
+        "langfuse_otel",
+        LOCAL_SPEND_CALLBACK,
+    ]
+    assert LOCAL_SPEND_CALLBACK not in str(deployed_config(test_config("dev")))
 
 
 def test_local_variant_rejects_an_upstream_for_an_unknown_alias() -> None:

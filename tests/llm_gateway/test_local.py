@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -122,6 +123,32 @@ def test_prepare_writes_config_and_a_loopback_command(tmp_path: Path) -> None:
     assert gateway.env["LITELLM_MASTER_KEY"] == gateway.master_key
     assert gateway.master_key not in gateway.config_path.read_text()
     assert str(REPO_ROOT) in gateway.env["PYTHONPATH"].split(os.pathsep)
+
+
+def test_prepare_gives_each_team_a_fresh_key_that_the_proxy_and_the_agent_read(tmp_path: Path) -> None:
+    config = test_config("dev")
+    gateway = prepare(
+        config, state_dir=tmp_path, environ={"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:8001/v1"}
+    )
+
+    assert gateway.teams_file is not None
+    assert gateway.env["LOCAL_GATEWAY_TEAMS_FILE"] == str(gateway.teams_file)  # llm_gateway.local_auth
+    assert oct(gateway.teams_file.stat().st_mode & 0o777) == "0o600"
+    document = json.loads(gateway.teams_file.read_text())
+    teams = (*config.identity.teams, config.llm_gateway.default_team)
+    assert sorted(document["team_keys"]) == sorted(teams)
+    assert document["default_team"] == config.llm_gateway.default_team
+    assert document["api_key"] == document["team_keys"][config.llm_gateway.default_team]
+    keys = list(document["team_keys"].values())
+    assert len(set(keys)) == len(keys) and all(key.startswith("sk-") for key in keys)
+    assert gateway.master_key not in keys
+    budgets = {budget.team: budget.max_budget_usd for budget in config.llm_gateway.team_budgets}
+    assert document["budgets"] == {team: budgets[team] for team in teams}
+    assert gateway.env_file is not None
+    assert f"LLM_GATEWAY_TEAMS_FILE={gateway.teams_file}\n" in gateway.env_file.read_text()  # the agent's
+    again = prepare(config, state_dir=tmp_path, environ={"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:8001/v1"})
+    assert again.teams_file is not None
+    assert set(json.loads(again.teams_file.read_text())["team_keys"].values()).isdisjoint(keys)  # per run
 
 
 def test_cli_without_credentials_exits_2_before_starting_the_proxy(tmp_path: Path) -> None:

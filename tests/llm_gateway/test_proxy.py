@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -220,5 +221,8 @@ def test_env_file_holds_url_and_this_runs_key_privately(running_gateway: Running
     assert lines == {
         "LLM_GATEWAY_URL": running_gateway.url,
         "LLM_GATEWAY_KEY": running_gateway.gateway.master_key,
+        "LLM_GATEWAY_TEAMS_FILE": str(running_gateway.gateway.teams_file),
     }
     assert running_gateway.gateway.master_key not in running_gateway.process.log_text()
+    team_keys = json.loads(Path(lines["LLM_GATEWAY_TEAMS_FILE"]).read_text())["team_keys"].values()
+    assert not any(key in running_gateway.process.log_text() for key in team_keys)
