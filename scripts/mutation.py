@@ -94,7 +94,27 @@ _GUARDRAIL_REQUIRED = (
     "a required member of ApplyGuardrailResponse in the bedrock-runtime model: the default is never read"
 )
 _HTTPX_FORM = "httpx sets Content-Type application/x-www-form-urlencoded itself for data= (httpx _content.py)"
+_SPLIT_FIRST = "the first field of str.split is the text before the first separator for any maxsplit >= 1"
+_FRESH_COPY = (
+    "when nothing changed an equal fresh copy is returned instead of the same object: the input is never"
+    " modified either way and the Lambda runtime serialises the result as JSON"
+)
+_PYJWK_RS256 = (
+    "PyJWT 2.15.1 jwt/api_jwk.py 37-55 takes the JWK's alg, else RS256 for kty RSA; _signing_key already"
+    " required kty RSA and alg RS256 or absent"
+)
 EQUIVALENT_MUTANTS: dict[str, str] = {
+    # functions/interceptor/handler.py
+    "functions.interceptor.handler.x__intercept_request__mutmut_114": _SPLIT_FIRST + " (maxsplit dropped)",
+    "functions.interceptor.handler.x__intercept_request__mutmut_116": _SPLIT_FIRST + " (maxsplit 2)",
+    "functions.interceptor.handler.x__strip_identity__mutmut_18": _FRESH_COPY + " (list)",
+    "functions.interceptor.handler.x__strip_identity__mutmut_72": _FRESH_COPY + " (dict)",
+    "functions.interceptor.handler.x__strip_identity__mutmut_38": (
+        "changed = 1 for changed += 1: changed is 0 two lines earlier and nothing adds to it in between"
+    ),
+    # functions/interceptor/jwt_verify.py
+    "functions.interceptor.jwt_verify.x__signing_key__mutmut_29": _PYJWK_RS256 + " (algorithm=None)",
+    "functions.interceptor.jwt_verify.x__signing_key__mutmut_31": _PYJWK_RS256 + " (no algorithm)",
     # agent/main.py
     "agent.main.x__sse__mutmut_2": "json.dumps(ensure_ascii=None): the flag is only tested for truth, None is falsy like False",
     "agent.main.x__relay__mutmut_8": _RELAY_KIND,

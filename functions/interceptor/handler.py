@@ -70,8 +70,15 @@ def _actor_targets() -> frozenset[str]:
     return frozenset(t.strip() for t in require_env("ACTOR_TARGETS").split(",") if t.strip())
 
 
-def _header(headers: Mapping[str, Any] | None, name: str) -> str:
-    for key, value in (headers or {}).items():
+def _header(headers: object, name: str) -> str:
+    """The value of header `name` (lower case) from the gateway request's headers map ('' when absent).
+
+    Raises:
+        InterceptorEventError: when the event's headers are present but not a JSON object.
+    """
+    if headers is None:
+        return ""
+    for key, value in _object(headers, "mcp.gatewayRequest.headers").items():
         if key.lower() == name:
             return str(value).strip()
     return ""
@@ -117,7 +124,7 @@ def _intercept_request(request: dict[str, Any]) -> dict[str, Any]:
         return _forward(body)
 
     body = copy.deepcopy(body)
-    params = body.setdefault("params", {})
+    params = body.get("params")
     if not isinstance(params, dict) or not isinstance(params.get("name"), str):
         return _refuse(body, "malformed tools/call request (params.name)")
     tool = params["name"]
@@ -126,8 +133,10 @@ def _intercept_request(request: dict[str, Any]) -> dict[str, Any]:
         arguments = {}
     if not isinstance(arguments, dict):
         return _refuse(body, "tool arguments must be a JSON object")
-    if arguments.pop(ACTOR_ARGUMENT, None) is not None:
-        # The argument is in no schema a client sees: a value here is forged or injected. It is replaced.
+    if ACTOR_ARGUMENT in arguments:
+        # The argument is in no schema a client sees: any value here, null included, is forged or injected.
+        # It is removed (and set again below for the identity targets) and the attempt is audited.
+        del arguments[ACTOR_ARGUMENT]
         logger.warning("caller-supplied identity argument replaced", extra={"tool": tool})
 
     token = _header(request.get("headers"), ACTOR_HEADER)
@@ -204,17 +213,19 @@ def _intercept_response(response: dict[str, Any]) -> dict[str, Any]:
     if isinstance(status, bool) or not isinstance(status, int):
         raise InterceptorEventError("mcp.gatewayResponse.statusCode: must be an integer HTTP status")
     body = response.get("body")
+    new_body: Any
     if isinstance(body, str):
         try:
-            parsed = json.loads(body) if body.strip() else body
+            parsed = json.loads(body)  # an empty body ("" for a 202) is not JSON either
         except ValueError:
             if ACTOR_ARGUMENT in body:
                 raise InterceptorEventError(
                     "mcp.gatewayResponse.body: not JSON, so the identity argument cannot be removed"
                 ) from None
-            parsed = body
-        stripped, changed = _strip_identity(parsed)
-        new_body: Any = json.dumps(stripped) if changed else body
+            new_body, changed = body, 0  # not JSON and no identity in it: nothing to remove
+        else:
+            stripped, changed = _strip_identity(parsed)
+            new_body = json.dumps(stripped) if changed else body
     elif isinstance(body, dict | list) or body is None:
         new_body, changed = _strip_identity(body)
     else:

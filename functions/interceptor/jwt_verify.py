@@ -196,7 +196,7 @@ class ActorTokenVerifier:
             logger.warning("could not load the JWKS", extra={"error": type(exc).__name__})
             raise TokenError("could not load the user pool signing keys") from exc
         keys: dict[str, RSAPublicKey] = {}
-        entries = document.get("keys", []) if isinstance(document, dict) else []
+        entries = document.get("keys") if isinstance(document, dict) else None
         for jwk in entries if isinstance(entries, list) else []:
             if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str):
                 key = _signing_key(jwk)

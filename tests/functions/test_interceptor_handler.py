@@ -8,7 +8,9 @@ https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/gateway-intercepto
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import time
 from typing import Any
 
@@ -153,7 +155,9 @@ def refusal(output):
     assert response["body"]["jsonrpc"] == "2.0"
     assert response["body"]["id"] == 7
     assert response["body"]["result"]["isError"] is True
-    return response["body"]["result"]["content"][0]["text"]
+    (content,) = response["body"]["result"]["content"]
+    assert content["type"] == "text" and set(content) == {"type", "text"}  # an MCP TextContent item
+    return content["text"]
 
 
 def test_valid_token_sets_actor_to_sub(configured):
@@ -202,20 +206,22 @@ def test_missing_headers_are_refused(configured):
     assert refusal(interceptor.handler(event, None)).startswith("unauthorized:")
 
 
+# Claim values are computed when the test runs, never at import: mutmut forks its workers from one
+# process that imported this module, possibly more than 10 minutes earlier.
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"exp": int(time.time()) - 120}, "token has expired"),
-        ({"iss": "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_other"}, "issuer"),
-        ({"client_id": OTHER_CLIENT}, "client"),
-        ({"token_use": "id"}, "not an access token"),
-        ({"exp": None}, "no expiry"),
-        ({"nbf": int(time.time()) + 600}, "nbf is in the future"),
-        ({"sub": None}, "no subject"),
+        (lambda now: {"exp": now - 120}, "token has expired"),
+        (lambda now: {"iss": "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_other"}, "issuer"),
+        (lambda now: {"client_id": OTHER_CLIENT}, "client"),
+        (lambda now: {"token_use": "id"}, "not an access token"),
+        (lambda now: {"exp": None}, "no expiry"),
+        (lambda now: {"nbf": now + 600}, "nbf is in the future"),
+        (lambda now: {"sub": None}, "no subject"),
     ],
 )
 def test_bad_claims_are_refused(configured, overrides, reason):
-    event = tools_call(headers={"X-Actor-Token": token(configured.issuer, **overrides)})
+    event = tools_call(headers={"X-Actor-Token": token(configured.issuer, **overrides(int(time.time())))})
     text = refusal(interceptor.handler(event, None))
     assert text.startswith("unauthorized: actor token rejected")
     assert reason in text
@@ -326,10 +332,17 @@ def test_missing_settings_name_the_variable(monkeypatch):
         interceptor.handler(tools_call(headers={"X-Actor-Token": "a.b.c"}), None)
 
 
-def test_plain_http_jwks_is_refused_off_loopback():
+def test_plain_http_jwks_is_refused_off_loopback(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the JWKS must not be requested over plain http off loopback")
+
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
     verifier = ActorTokenVerifier.create("http://cognito.example.com/pool", [BROWSER_CLIENT])
-    with pytest.raises(TokenError, match=r"could not load|https"):
+    with pytest.raises(TokenError) as refused:
         verifier.verify(token("http://cognito.example.com/pool"))
+    assert str(refused.value) == (
+        "JWKS URL must use https: http://cognito.example.com/pool/.well-known/jwks.json"
+    )
 
 
 def test_verifier_needs_clients():
@@ -469,6 +482,14 @@ def test_malformed_tools_call_params_are_refused(configured, params):
         (
             lambda e: e["mcp"]["gatewayRequest"].update(body=[{"method": "tools/call"}]),
             "mcp.gatewayRequest.body",
+        ),
+        (
+            lambda e: e["mcp"]["gatewayRequest"].update(headers=["X-Actor-Token"]),
+            "mcp.gatewayRequest.headers",
+        ),
+        (
+            lambda e: e["mcp"]["gatewayRequest"].update(headers="X-Actor-Token: x"),
+            "mcp.gatewayRequest.headers",
         ),
         (lambda e: e["mcp"].update(gatewayResponse=None), "mcp.gatewayResponse"),
         (lambda e: e["mcp"].update(gatewayResponse={"body": {}}), "mcp.gatewayResponse.statusCode"),
@@ -646,3 +667,361 @@ def test_the_response_path_needs_no_token_or_settings(monkeypatch):
     assert "_actor" not in json.dumps(
         transformed(interceptor.handler(response_event(LIST_REQUEST, body), None))
     )
+
+
+# --- the audit trail: each refusal and each replaced identity is a WARNING naming the tool (and reason) ---
+# An operator alerts on these records (a forged identity or a rejected token is a security event), so
+# their level, message and `extra` fields are part of the contract.
+
+HANDLER_LOGGER = "functions.interceptor.handler"
+AUDIT_FIELDS = ("tool", "reason", "tools")
+
+
+def audit(caplog):
+    """(level, message, the audit `extra` fields) of every interceptor record, in order."""
+    return [
+        (r.levelname, r.getMessage(), {k: getattr(r, k) for k in AUDIT_FIELDS if hasattr(r, k)})
+        for r in caplog.records
+        if r.name == HANDLER_LOGGER
+    ]
+
+
+@pytest.fixture
+def log(caplog):
+    caplog.set_level(logging.INFO, logger=HANDLER_LOGGER)
+    return caplog
+
+
+def test_a_call_without_a_token_is_audited(configured, log):
+    output = interceptor.handler(tools_call(), None)
+    assert refusal(output) == "unauthorized: the request carries no X-Actor-Token"
+    assert audit(log) == [("WARNING", "tool call without an actor token", {"tool": "tickets___list_tickets"})]
+
+
+def test_a_rejected_token_is_audited_with_its_reason(configured, log):
+    expired = token(configured.issuer, exp=int(time.time()) - 120)
+    output = interceptor.handler(tools_call(headers={"X-Actor-Token": expired}), None)
+    assert refusal(output) == "unauthorized: actor token rejected (token has expired)"
+    assert audit(log) == [
+        (
+            "WARNING",
+            "actor token rejected",
+            {"tool": "tickets___list_tickets", "reason": "token has expired"},
+        )
+    ]
+
+
+@pytest.mark.parametrize("forged", ["someone-else", None, ""])
+def test_a_replaced_identity_is_audited_even_when_the_call_succeeds(configured, log, forged):
+    event = tools_call(
+        tool="tickets___get_ticket",
+        arguments={"ticket_id": "T-1", "_actor": forged},
+        headers={"X-Actor-Token": token(configured.issuer)},
+    )
+    assert forwarded_arguments(interceptor.handler(event, None)) == {"ticket_id": "T-1", "_actor": USER_SUB}
+    assert audit(log) == [
+        ("WARNING", "caller-supplied identity argument replaced", {"tool": "tickets___get_ticket"})
+    ]
+
+
+def test_a_forged_identity_without_a_token_is_audited_twice(configured, log):
+    refusal(interceptor.handler(tools_call(arguments={"_actor": USER_SUB}), None))
+    assert [message for _, message, _ in audit(log)] == [
+        "caller-supplied identity argument replaced",
+        "tool call without an actor token",
+    ]
+
+
+def test_an_ordinary_call_leaves_no_audit_record(configured, log):
+    event = tools_call(arguments={"status": "open"}, headers={"X-Actor-Token": token(configured.issuer)})
+    forwarded_arguments(interceptor.handler(event, None))
+    assert audit(log) == []
+
+
+# --- each refusal's text and each malformed event's error is the caller's contract -----------------
+
+
+def test_the_refusals_name_their_cause_exactly(configured):
+    good = {"X-Actor-Token": token(configured.issuer)}
+    event = tools_call(headers=good)
+    event["mcp"]["gatewayRequest"]["body"]["params"]["arguments"] = "status=open"
+    assert refusal(interceptor.handler(event, None)) == "unauthorized: tool arguments must be a JSON object"
+    event = tools_call(headers=good)
+    del event["mcp"]["gatewayRequest"]["body"]["params"]
+    assert (
+        refusal(interceptor.handler(event, None))
+        == "unauthorized: malformed tools/call request (params.name)"
+    )
+    rogue = tools_call(headers={"X-Actor-Token": token(configured.issuer, key=ROGUE_KEY)})
+    assert (
+        refusal(interceptor.handler(rogue, None))
+        == "unauthorized: actor token rejected (invalid token signature)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda e: e.pop("interceptorInputVersion"),
+            "interceptorInputVersion: expected 1.x, got None (payload contract changed?)",
+        ),
+        (
+            lambda e: e.update(interceptorInputVersion="2.0"),
+            "interceptorInputVersion: expected 1.x, got '2.0' (payload contract changed?)",
+        ),
+        (lambda e: e.pop("mcp"), "mcp: must be a JSON object (got missing)"),
+        (lambda e: e.update(mcp=[]), "mcp: must be a JSON object (got a list)"),
+        (lambda e: e["mcp"].pop("gatewayRequest"), "mcp: has neither gatewayRequest nor gatewayResponse"),
+        (
+            lambda e: e["mcp"].update(gatewayRequest="x"),
+            "mcp.gatewayRequest: must be a JSON object (got a str)",
+        ),
+        (
+            lambda e: e["mcp"]["gatewayRequest"].pop("body"),
+            "mcp.gatewayRequest.body: must be a JSON object (got missing)",
+        ),
+        (
+            lambda e: e["mcp"]["gatewayRequest"].update(body='{"method": "tools/call"}'),
+            "mcp.gatewayRequest.body: must be a JSON object (got a str)",
+        ),
+        (
+            lambda e: e["mcp"].update(gatewayResponse=None),
+            "mcp.gatewayResponse: must be a JSON object (got missing)",
+        ),
+        (
+            lambda e: e["mcp"].update(gatewayResponse={"statusCode": True, "body": {}}),
+            "mcp.gatewayResponse.statusCode: must be an integer HTTP status",
+        ),
+        (
+            lambda e: e["mcp"].update(gatewayResponse={"statusCode": 200, "body": 5}),
+            "mcp.gatewayResponse.body: must be a JSON object",
+        ),
+        (
+            lambda e: e["mcp"].update(gatewayResponse={"statusCode": 200, "body": 'data: {"_actor": 1'}),
+            "mcp.gatewayResponse.body: not JSON, so the identity argument cannot be removed",
+        ),
+    ],
+)
+def test_malformed_events_name_the_field_exactly(configured, mutate, message):
+    event = tools_call(headers={"X-Actor-Token": token(configured.issuer)})
+    mutate(event)
+    with pytest.raises(interceptor.InterceptorEventError) as error:
+        interceptor.handler(event, None)
+    assert str(error.value) == message
+
+
+def test_a_non_object_event_is_named_exactly():
+    with pytest.raises(interceptor.InterceptorEventError) as error:
+        interceptor.handler("not an event", None)  # type: ignore[arg-type]
+    assert str(error.value) == "event: must be a JSON object"
+
+
+# --- which tools receive the identity: the `<target>___<tool>` prefix against ACTOR_TARGETS ---------
+
+
+def test_every_listed_actor_target_receives_the_identity(configured, monkeypatch):
+    monkeypatch.setenv("ACTOR_TARGETS", " web-search, tickets ,")
+    for tool in ("web-search___web_search", "tickets___list_tickets"):
+        event = tools_call(tool=tool, headers={"X-Actor-Token": token(configured.issuer)})
+        assert forwarded_arguments(interceptor.handler(event, None)) == {"_actor": USER_SUB}, tool
+    event = tools_call(
+        tool="knowledge___search_knowledge_base", headers={"X-Actor-Token": token(configured.issuer)}
+    )
+    assert forwarded_arguments(interceptor.handler(event, None)) == {}
+
+
+def test_the_target_is_the_part_before_the_first_separator(configured):
+    event = tools_call(tool="tickets___bulk___close", headers={"X-Actor-Token": token(configured.issuer)})
+    assert forwarded_arguments(interceptor.handler(event, None)) == {"_actor": USER_SUB}
+
+
+@pytest.mark.parametrize("tool", ["tickets", "x_amz_bedrock_agentcore_search"])
+def test_a_tool_name_without_a_target_prefix_gets_no_identity(configured, tool):
+    event = tools_call(
+        tool=tool, arguments={"query": "q"}, headers={"X-Actor-Token": token(configured.issuer)}
+    )
+    assert forwarded_arguments(interceptor.handler(event, None)) == {"query": "q"}
+
+
+@pytest.mark.parametrize("arguments", ["absent", None])
+@pytest.mark.parametrize(
+    ("tool", "expected"),
+    [("tickets___list_tickets", {"_actor": USER_SUB}), ("web-search___web_search", {})],
+)
+def test_a_call_without_arguments_is_forwarded_with_an_arguments_object(
+    configured, arguments, tool, expected
+):
+    event = tools_call(tool=tool, headers={"X-Actor-Token": token(configured.issuer)})
+    params = event["mcp"]["gatewayRequest"]["body"]["params"]
+    if arguments == "absent":
+        del params["arguments"]
+    else:
+        params["arguments"] = arguments
+    body = assert_documented_output(interceptor.handler(event, None))["transformedGatewayRequest"]["body"]
+    assert body["params"] == {"name": tool, "arguments": expected}
+
+
+# --- RESPONSE: what is rewritten, what is counted, what is left byte for byte -------------------------
+
+IDENTITY_SPECS = [s for s in specs.TOOL_SPECS if s.needs_identity]
+
+
+def cleaned(body):
+    """The body the client receives for a tools/list answer `body`."""
+    return transformed(interceptor.handler(response_event(LIST_REQUEST, body), None))["body"]
+
+
+def removal_counts(caplog):
+    return [
+        fields["tools"]
+        for level, message, fields in audit(caplog)
+        if (level, message) == ("INFO", "identity argument removed from tool definitions")
+    ]
+
+
+def identity_tool(name="get_ticket"):
+    return gateway_tool(specs.spec(name))
+
+
+def public(name="get_ticket"):
+    return specs.spec(name).input_schema
+
+
+def test_the_number_of_cleaned_definitions_is_logged(log):
+    tools = [gateway_tool(s) for s in specs.TOOL_SPECS]
+    cleaned({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}})
+    assert len(IDENTITY_SPECS) >= 2 and len(IDENTITY_SPECS) < len(specs.TOOL_SPECS)
+    assert removal_counts(log) == [len(IDENTITY_SPECS)]
+    assert [level for level, *_ in audit(log)] == ["INFO"]
+
+
+def test_a_listing_without_identity_tools_is_untouched_and_not_logged(log):
+    tools = [gateway_tool(s) for s in specs.TOOL_SPECS if not s.needs_identity]
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"tools": tools, "nextCursor": None}}
+    assert cleaned(copy.deepcopy(body)) == body
+    assert audit(log) == []
+
+
+def test_a_json_string_body_is_rewritten_with_the_same_content(log):
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [identity_tool(), identity_tool("list_tickets")]}}
+    text = cleaned(json.dumps(body))
+    assert isinstance(text, str)
+    assert json.loads(text) == {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {
+            "tools": [
+                {**identity_tool(), "inputSchema": public()},
+                {**identity_tool("list_tickets"), "inputSchema": public("list_tickets")},
+            ]
+        },
+    }
+    assert removal_counts(log) == [2]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{ "jsonrpc": "2.0",  "id": 1, "result": { "tools": [] } }',
+        "event: message\ndata: {}\n\n",
+        "   ",
+        '{"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "_actor is set for you"}]}}',
+    ],
+)
+def test_a_string_body_with_nothing_to_remove_is_returned_byte_for_byte(log, body):
+    assert cleaned(body) == body
+    assert audit(log) == []
+
+
+def definition_at_depth(levels, wrap):
+    value = identity_tool()
+    for _ in range(levels):
+        value = wrap(value)
+    return value
+
+
+def unwrap(value, levels, key):
+    for _ in range(levels):
+        value = value[key]
+    return value
+
+
+@pytest.mark.parametrize(("wrap", "key"), [(lambda v: [v], 0), (lambda v: {"nested": v}, "nested")])
+def test_definitions_are_cleaned_down_to_max_depth_and_deeper_ones_are_left_alone(log, wrap, key):
+    deepest = interceptor.MAX_DEPTH
+    body = definition_at_depth(deepest, wrap)
+    assert unwrap(cleaned(body), deepest, key)["inputSchema"] == public()
+    assert removal_counts(log) == [1]
+    log.clear()
+    too_deep = definition_at_depth(deepest + 1, wrap)
+    assert cleaned(copy.deepcopy(too_deep)) == too_deep  # the walk is bounded: returned as is
+    assert audit(log) == []
+
+
+@pytest.mark.parametrize(
+    ("levels", "expect_cleaned"), [(interceptor.MAX_DEPTH - 1, True), (interceptor.MAX_DEPTH, False)]
+)
+def test_json_text_counts_as_one_level_of_nesting(log, levels, expect_cleaned):
+    # a text item at depth d holds its definition at depth d + 1
+    item: Any = {"type": "text", "text": json.dumps(identity_tool())}
+    for _ in range(levels):
+        item = [item]
+    text = unwrap(cleaned(item), levels, 0)["text"]
+    assert (json.loads(text)["inputSchema"] == public()) is expect_cleaned
+    assert removal_counts(log) == ([1] if expect_cleaned else [])
+
+
+def test_a_rewritten_text_is_compact_json():
+    body = {"content": [{"type": "text", "text": json.dumps({"tools": [identity_tool()]}, indent=2)}]}
+    text = cleaned(body)["content"][0]["text"]
+    assert text == json.dumps(
+        {"tools": [{**identity_tool(), "inputSchema": public()}]}, separators=(",", ":")
+    )
+
+
+def test_a_text_that_mentions_the_identity_but_holds_no_definition_keeps_its_bytes(log):
+    note = '{"note": "_actor is set by the gateway",  "n": 1}'
+    definition = {**identity_tool(), "text": note}
+    result = cleaned({"result": {"tools": [definition]}})["result"]["tools"][0]
+    assert result["inputSchema"] == public()
+    assert result["text"] == note
+    assert removal_counts(log) == [1]
+
+
+def test_only_text_fields_are_parsed_as_json_and_a_structured_text_is_walked(log):
+    as_string = json.dumps(identity_tool())
+    body = {"description": as_string, "text": {"tools": [identity_tool("list_tickets")]}}
+    result = cleaned(copy.deepcopy(body))
+    assert result["description"] == as_string  # a description is prose, never rewritten
+    assert result["text"]["tools"][0]["inputSchema"] == public("list_tickets")
+    assert removal_counts(log) == [1]
+
+
+def test_every_definition_is_cleaned_and_counted_wherever_it_sits(log):
+    body = {
+        "structuredContent": {"tools": [identity_tool("get_ticket")]},
+        "text": json.dumps({"tools": [identity_tool("list_tickets")]}),
+        "more": {"tools": [identity_tool("create_ticket")]},
+        "definition": {
+            "name": "tickets___update_ticket_status",
+            "inputSchema": specs.spec("update_ticket_status").gateway_input_schema,
+            "related": [identity_tool("get_ticket")],
+        },
+    }
+    result = cleaned(body)
+    assert "_actor" not in json.dumps(result)
+    assert result["structuredContent"]["tools"][0]["inputSchema"] == public("get_ticket")
+    assert json.loads(result["text"])["tools"][0]["inputSchema"] == public("list_tickets")
+    assert result["more"]["tools"][0]["inputSchema"] == public("create_ticket")
+    assert result["definition"]["inputSchema"] == public("update_ticket_status")
+    assert result["definition"]["related"][0]["inputSchema"] == public("get_ticket")
+    assert removal_counts(log) == [5]
+
+
+def test_a_definition_is_replaced_by_its_public_schema_whatever_its_schema_holds():
+    schema = {**specs.spec("get_ticket").gateway_input_schema, "examples": [identity_tool("list_tickets")]}
+    result = cleaned({"tools": [{"name": "tickets___get_ticket", "inputSchema": schema}]})
+    published = result["tools"][0]["inputSchema"]
+    assert "_actor" not in published["properties"]
+    assert published["properties"] == public("get_ticket")["properties"]
