@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -54,6 +55,13 @@ class FoundationStack(cdk.Stack):
     def removal_policy(self) -> cdk.RemovalPolicy:
         """RETAIN for data stores in profiles that keep data, DESTROY otherwise."""
         return cdk.RemovalPolicy.RETAIN if self.config.retain_data else cdk.RemovalPolicy.DESTROY
+
+    def vpc_cidr(self, vpc: ec2.IVpc) -> str:
+        """The VPC's IPv4 CIDR for security-group rules and origins: the configured `network.cidr` as a
+        literal when this app creates the VPC (scanners and tests can read it), otherwise the imported
+        VPC's own `vpc_cidr_block` (from the context lookup of `network.vpc_id`)."""
+        network = self.config.network
+        return network.cidr if network.vpc_id is None else vpc.vpc_cidr_block
 
     def resource_name(self, suffix: str) -> str:
         """A physical name unique per prefix, e.g. `aaf-tickets`."""

@@ -35,6 +35,7 @@ from stacks.compliance import (
     acknowledge_key_grant,
     nag_region_account,
 )
+from stacks.constructs.data_bucket import DataBucket
 from stacks.constructs.fargate_service import ContainerSpec, TaskSize, fargate_cluster
 from stacks.constructs.fargate_task import FargateTask
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
@@ -103,39 +104,21 @@ class EvaluationStack(FoundationStack):
     # --- storage --------------------------------------------------------------------------------------
 
     def _create_reports_bucket(self) -> s3.Bucket:
-        bucket = s3.Bucket(
+        return DataBucket(
             self,
             "Reports",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            removal_policy=self.removal_policy,
-            auto_delete_objects=not self.config.retain_data,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=cdk.Duration.days(self.config.evaluation.report_retention_days),
-                    noncurrent_version_expiration=cdk.Duration.days(7),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
-        )
-        no_access_logs = (
-            "The bucket holds generated evaluation reports written only by the evaluation task role; "
-            "CloudTrail records the writes, so server access logs would add a second log bucket for nothing."
-        )
-        acknowledge_all(
-            bucket,
-            {
-                "AwsSolutions-S1": no_access_logs,
-                "NIST.800.53.R5-S3BucketLoggingEnabled": no_access_logs,
-                "NIST.800.53.R5-S3BucketReplicationEnabled": "Evaluation reports are reproducible from Langfuse "
-                "scores and expire by lifecycle; no replica needed.",
-            },
-        )
-        return bucket
+            key=self.key,
+            retain=self.config.retain_data,
+            expire_days=self.config.evaluation.report_retention_days,
+            no_access_logs_reason="The bucket holds generated evaluation reports written only by the evaluation "
+            "task role; CloudTrail records the writes, so server access logs would add a second log bucket "
+            "for nothing.",
+            no_replication_reason="Evaluation reports are reproducible from Langfuse scores and expire by "
+            "lifecycle; no replica needed.",
+            # The template has never stated it; S3 applies BucketOwnerEnforced to new buckets by default
+            # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-ownership-new-bucket.html).
+            object_ownership=None,
+        ).bucket
 
     # --- compute --------------------------------------------------------------------------------------
 

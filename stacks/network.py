@@ -201,8 +201,9 @@ class NetworkStack(FoundationStack):
             description="HTTPS from inside the VPC to AWS service endpoints",
             allow_all_outbound=False,
         )
-        cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
-        security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS from inside the VPC")
+        security_group.add_ingress_rule(
+            ec2.Peer.ipv4(self.vpc_cidr(self.vpc)), ec2.Port.tcp(443), "HTTPS from inside the VPC"
+        )
         for name, service in INTERFACE_ENDPOINTS.items():
             self.vpc.add_interface_endpoint(
                 f"{name}Endpoint",

@@ -32,6 +32,7 @@ from config.observability import ServiceSize, node_options
 from stacks.base import FoundationStack
 from stacks.compliance import acknowledge, acknowledge_cdk_helpers
 from stacks.constructs.cache import CacheOptions, ValkeyCache
+from stacks.constructs.data_bucket import AccessLogs, DataBucket
 from stacks.constructs.database import ClusterOptions, DatabaseOptions, InstanceOptions, PostgresDatabase
 from stacks.constructs.fargate_service import (
     ContainerSpec,
@@ -247,28 +248,17 @@ class ObservabilityStack(FoundationStack):
         ).bucket
 
     def _data_bucket(self, construct_id: str, purpose: str, expire_days: int | None) -> s3.Bucket:
-        rule = s3.LifecycleRule(
-            id=f"{purpose}-lifecycle",
-            expiration=cdk.Duration.days(expire_days) if expire_days else None,
-            noncurrent_version_expiration=cdk.Duration.days(7),
-            abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-        )
-        return s3.Bucket(
+        return DataBucket(
             self,
             construct_id,
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs_bucket,
-            server_access_logs_prefix=f"s3/{purpose}/",
-            removal_policy=self.removal_policy,
-            auto_delete_objects=not self.config.retain_data,
-            lifecycle_rules=[rule],
-        )
+            key=self.key,
+            retain=self.config.retain_data,
+            expire_days=expire_days,
+            lifecycle_id=f"{purpose}-lifecycle",
+            access_logs=AccessLogs(self.access_logs_bucket, prefix=f"s3/{purpose}/"),
+            no_replication_reason="Langfuse events, media and exports are regional working data with "
+            "lifecycle expiry; cross-region replication is not required.",
+        ).bucket
 
     def _create_buckets(self) -> dict[str, s3.Bucket]:
         settings = self.config.observability
@@ -560,12 +550,11 @@ class ObservabilityStack(FoundationStack):
         return entry.load_balancer, target_group
 
     def _create_distribution(self) -> cloudfront.Distribution:
-        network = self.config.network
         return PrivateOriginDistribution(
             self,
             "Distribution",
             load_balancer=self.load_balancer,
-            vpc_cidr=network.cidr if network.vpc_id is None else self.vpc.vpc_cidr_block,
+            vpc_cidr=self.vpc_cidr(self.vpc),
             # Langfuse builds its URLs from NEXTAUTH_URL; the origin sees its own host name.
             forward_host_header=False,
             price_class=self.config.observability.price_class,
@@ -738,13 +727,6 @@ class ObservabilityStack(FoundationStack):
 
     def _acknowledge_findings(self) -> None:
         acknowledge_cdk_helpers(self)
-        for bucket in self.buckets.values():
-            acknowledge(
-                bucket,
-                "NIST.800.53.R5-S3BucketReplicationEnabled",
-                "Langfuse events, media and exports are regional working data with lifecycle expiry; "
-                "cross-region replication is not required.",
-            )
         acknowledge(
             self.clickhouse_files[0],
             "NIST.800.53.R5-EFSInBackupPlan",

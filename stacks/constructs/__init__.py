@@ -1,6 +1,6 @@
-"""Shared CDK building blocks of the foundation's stacks (database, cache, secret, log bucket, Fargate
-service, Python Lambda): each carries its own cdk-nag acknowledgements, so a stack acknowledges only what
-is specific to it.
+"""Shared CDK building blocks of the foundation's stacks (database, cache, secret, log bucket, data bucket,
+Fargate task and service, CloudFront private origin, Python Lambda; listed in docs/architecture.md): each
+carries its own cdk-nag acknowledgements, so a stack acknowledges only what is specific to it.
 
 Keeping logical ids: a building block that replaced code in a stack keeps the ids that code had. Its main
 resource is the child `Default` of a construct created with the old id (CDK drops `Default` from logical
