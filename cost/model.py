@@ -101,6 +101,7 @@ FREE_WHEN_IDLE = frozenset(
         "AWS::SQS::QueuePolicy",
         "AWS::SSM::Parameter",
         "AWS::StepFunctions::StateMachine",
+        "AWS::WAFv2::LoggingConfiguration",  # WAF logs bill per GB delivered to the log group
         "AWS::WAFv2::WebACLAssociation",
         "AWS::XRay::ResourcePolicy",
     }

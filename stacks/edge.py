@@ -94,8 +94,7 @@ class EdgeStack(FoundationStack):
     @property
     def _vpc_cidr(self) -> str:
         """The VPC's CIDR as a literal when this app creates the VPC (rules and scanners can read it)."""
-        network = self.config.network
-        return network.cidr if network.vpc_id is None else self._vpc.vpc_cidr_block
+        return self.vpc_cidr(self._vpc)
 
     # --- steps -------------------------------------------------------------------------------------
 

@@ -14,10 +14,12 @@ resources is not valid CloudFormation).
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_bedrock as bedrock
+from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -67,7 +69,17 @@ from stacks.constructs.fargate_service import (
 )
 from stacks.constructs.log_bucket import LogBucket
 from stacks.constructs.packaging import Bundle, generated_file_asset, lambda_code
-from stacks.constructs.secret import GeneratedSecret, acknowledge_no_rotation, alphanumeric
+from stacks.constructs.private_origin_distribution import (
+    ORIGIN_PORT,
+    PriceClassName,
+    PrivateOriginDistribution,
+)
+from stacks.constructs.secret import (
+    GeneratedSecret,
+    acknowledge_no_rotation,
+    alphanumeric,
+    login_password,
+)
 from stacks.contracts import LangfuseConnection, LlmGatewayEndpoint
 from stacks.guardrails import grant_apply_guardrail, publish_in
 
@@ -85,6 +97,16 @@ INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "c
 CPU_TARGET_PERCENT = 60
 REQUESTS_PER_TASK_PER_MINUTE = 600
 EXTERNAL_KEYS = ("external_url", "external_agent_key_secret_name", "external_eval_key_secret_name")
+# The platform console (llm_gateway.admin_ui, docs/platform-console.md): LiteLLM's admin UI behind its own
+# CloudFront distribution, whose viewer-request function admits only the UI and its management paths.
+CONSOLE_FUNCTION_SOURCE = Path(__file__).with_name("assets") / "console_paths.js"
+CONSOLE_USERNAME = "admin"
+CONSOLE_PRICE_CLASS: PriceClassName = "100"  # an operators' tool: the cheapest edge set is enough
+# A CloudFront web ACL (scope CLOUDFRONT) can only be created in us-east-1:
+# https://docs.aws.amazon.com/waf/latest/developerguide/how-aws-waf-works-resources.html
+CLOUDFRONT_WAF_REGION = "us-east-1"
+CONSOLE_RATE_LIMIT_PER_5_MIN = 1000  # per client IP; the UI makes ~40 requests per page view
+PUBLIC_RATE_LIMIT_PER_5_MIN = 2000  # per client IP, in front of a public gateway's model API
 
 
 def external_endpoint(scope: Construct, config: AppConfig) -> LlmGatewayEndpoint:
@@ -118,6 +140,32 @@ def external_endpoint(scope: Construct, config: AppConfig) -> LlmGatewayEndpoint
     )
 
 
+def check_console_config(config: AppConfig) -> None:
+    """Refuse the console (`llm_gateway.admin_ui`) where its edge cannot be built as designed.
+
+    Raises:
+        ConfigError: with a certificate or a public gateway (the VPC origin reaches an internal ALB on
+            HTTP port 80 only), or in prod in a region other than us-east-1 (its CloudFront web ACL must be
+            created there), each naming the fix.
+    """
+    gateway = config.llm_gateway
+    if not gateway.admin_ui:
+        return
+    if gateway.public or gateway.certificate_arn is not None:
+        raise ConfigError(
+            "llm_gateway.admin_ui: the console's CloudFront VPC origin reaches the internal load balancer "
+            f"over HTTP port {ORIGIN_PORT}, which a public or HTTPS gateway (llm_gateway.public / "
+            "certificate_arn) does not have; set llm_gateway.admin_ui: false"
+        )
+    region = config.environment.region
+    if config.is_prod and region is not None and region != CLOUDFRONT_WAF_REGION:
+        raise ConfigError(
+            f"llm_gateway.admin_ui: in prod the console gets a CloudFront web ACL, which AWS WAF creates only "
+            f"in {CLOUDFRONT_WAF_REGION} (environment.region is {region}); deploy in {CLOUDFRONT_WAF_REGION} "
+            "or set llm_gateway.admin_ui: false (docs/platform-console.md)"
+        )
+
+
 class LlmGatewayStack(FoundationStack):
     """The self-hosted OpenAI-compatible gateway every model call goes through."""
 
@@ -140,6 +188,7 @@ class LlmGatewayStack(FoundationStack):
                 f"components.llm_gateway is {config.components.llm_gateway!r}: LlmGatewayStack is only for "
                 "'self_hosted' (use external_endpoint for 'external')"
             )
+        check_console_config(config)
         super().__init__(scope, config=config, **kwargs)
         self._imported_secrets: list[secretsmanager.ISecret] = []
         self.vpc = vpc
@@ -150,6 +199,9 @@ class LlmGatewayStack(FoundationStack):
         self.key = self.create_data_key("GatewayKey", "LLM gateway (logs, secrets, database, cache)")
         self.master_key_secret, self.salt_key_secret = self._create_gateway_secrets()
         self.agent_key_secret, self.eval_key_secret = self._create_virtual_key_secrets()
+        self.console_login_secret = (
+            self._create_console_login_secret() if config.llm_gateway.admin_ui else None
+        )
         self.db = self._create_database()
         self.database = self.db.database
         self.cache = self._create_cache() if config.llm_gateway.cache else None
@@ -160,7 +212,9 @@ class LlmGatewayStack(FoundationStack):
         self.entry: LoadBalancer | None = None
         self.namespace: servicediscovery.PrivateDnsNamespace | None = None
         self.alb_security_group: ec2.SecurityGroup | None = None
-        if config.llm_gateway.load_balancer:
+        # The console's CloudFront VPC origin needs a load balancer: admin_ui brings the internal ALB even
+        # where llm_gateway.load_balancer is off (dev), and the model clients then use it too.
+        if config.llm_gateway.load_balancer or config.llm_gateway.admin_ui:
             self.entry = self._create_load_balancer()
         else:
             self.namespace = servicediscovery.PrivateDnsNamespace(
@@ -168,6 +222,11 @@ class LlmGatewayStack(FoundationStack):
             )
         self.load_balancer = self.entry.load_balancer if self.entry else None
         self.listener = self.entry.listener if self.entry else None
+        self.console: cloudfront.Distribution | None = None
+        self.console_function: cloudfront.Function | None = None
+        self.console_web_acl: wafv2.CfnWebACL | None = None
+        if config.llm_gateway.admin_ui:
+            self.console = self._create_console()
         self.gateway = self._create_service()
         self.service = self.gateway.service
         self.target_group = self._register_targets()
@@ -262,6 +321,23 @@ class LlmGatewayStack(FoundationStack):
             return secret
 
         return empty("AgentKeySecret", "agent"), empty("EvalKeySecret", "evaluation")
+
+    def _create_console_login_secret(self) -> secretsmanager.Secret:
+        """The console's admin login, `{"username": "admin", "password": <generated>}`: the tasks read it
+        as UI_USERNAME / UI_PASSWORD (litellm/proxy/auth/login_utils.py `get_ui_credentials` at 1.102.4)."""
+        return GeneratedSecret(
+            self,
+            "ConsoleLogin",
+            description=f"{self.config.prefix} LiteLLM console (admin UI) login: username and password",
+            key=self.key,
+            removal_policy=self.removal_policy,
+            rules=login_password(24),
+            rotation_reason="The tasks read the console password at start; change it by putting a new value "
+            "and forcing a new deployment (docs/platform-console.md), not with a rotation function that would "
+            "leave running tasks on the old one.",
+            template={"username": CONSOLE_USERNAME},
+            generate_key="password",
+        ).secret
 
     # --- data stores --------------------------------------------------------------------------------
 
@@ -370,7 +446,7 @@ class LlmGatewayStack(FoundationStack):
         )
         port = 443 if gateway.certificate_arn else 80
         if not gateway.public:
-            cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
+            cidr = self.vpc_cidr(self.vpc)
             security_group.add_ingress_rule(
                 ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), "Gateway clients in the VPC"
             )
@@ -413,6 +489,100 @@ class LlmGatewayStack(FoundationStack):
         return entry
 
     def _create_waf(self, load_balancer: elbv2.ApplicationLoadBalancer) -> wafv2.CfnWebACL:
+        acl = self._create_web_acl(
+            "",
+            scope="REGIONAL",
+            metric_name="llm-gateway",
+            rate_limit_per_5_min=PUBLIC_RATE_LIMIT_PER_5_MIN,
+            log_group_suffix="llm-gateway",
+        )
+        wafv2.CfnWebACLAssociation(
+            self, "WebAclAssociation", resource_arn=load_balancer.load_balancer_arn, web_acl_arn=acl.attr_arn
+        )
+        acknowledge(
+            load_balancer.connections.security_groups[0],
+            "AwsSolutions-EC23",
+            "llm_gateway.public is set: the gateway is meant to be reached from the internet, over HTTPS only, "
+            "behind a WAF web ACL (managed rule sets and a per-IP rate limit), by callers holding a virtual key.",
+        )
+        return acl
+
+    # --- platform console: CloudFront -> VPC origin -> the internal ALB, UI paths only ---------------
+
+    def _create_console(self) -> cloudfront.Distribution:
+        assert self.load_balancer is not None
+        self.console_function = cloudfront.Function(
+            self,
+            "ConsolePaths",
+            comment="LiteLLM console: only the admin UI and its management paths reach the gateway",
+            code=cloudfront.FunctionCode.from_file(file_path=str(CONSOLE_FUNCTION_SOURCE)),
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+        )
+        prod = self.config.is_prod
+        distribution = PrivateOriginDistribution(
+            self,
+            "Console",
+            load_balancer=self.load_balancer,
+            vpc_cidr=self.vpc_cidr(self.vpc),
+            # LiteLLM builds its links from PROXY_BASE_URL (the console URL); the origin sees its own name.
+            forward_host_header=False,
+            price_class=CONSOLE_PRICE_CLASS,
+            comment=f"{self.config.prefix} LiteLLM console",
+            origin_rule_description="CloudFront VPC origin of the console (inside the VPC)",
+            no_geo_restriction_reason="The console is an operators' tool behind LiteLLM's own login; no "
+            "country-level restriction is required.",
+            no_waf_reason="Outside prod the console has no WAF web ACL (a fixed monthly cost): the edge "
+            "function admits only the UI and its management paths, every management path requires LiteLLM's "
+            "login or a key, and prod attaches a web ACL with managed rules and a per-IP rate limit.",
+            no_access_logs_reason="Requests are logged by LiteLLM (spend logs and the UI's audit of admin "
+            "actions) and, where the region is set, by the internal ALB's access logs.",
+        ).distribution
+        self._associate_console_function(distribution, self.console_function)
+        if prod:
+            self.console_web_acl = self._create_console_waf()
+            distribution.attach_web_acl_id(self.console_web_acl.attr_arn)
+        return distribution
+
+    @staticmethod
+    def _associate_console_function(
+        distribution: cloudfront.Distribution, function: cloudfront.Function
+    ) -> None:
+        """The path filter runs on every viewer request of the default (only) behavior.
+
+        PrivateOriginDistribution takes no function associations, so they are set on its L1
+        (DistributionConfig.DefaultCacheBehavior.FunctionAssociations:
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-cloudfront-distribution-functionassociation.html).
+        """
+        cfn = distribution.node.default_child
+        assert isinstance(cfn, cloudfront.CfnDistribution)
+        cfn.add_property_override(
+            "DistributionConfig.DefaultCacheBehavior.FunctionAssociations",
+            [{"EventType": "viewer-request", "FunctionARN": function.function_arn}],
+        )
+
+    def _create_console_waf(self) -> wafv2.CfnWebACL:
+        """Prod: AWS managed rules and a per-IP rate limit in front of the console's login and API."""
+        return self._create_web_acl(
+            "Console",
+            scope="CLOUDFRONT",  # created in us-east-1 only (check_console_config)
+            metric_name="llm-console",
+            rate_limit_per_5_min=CONSOLE_RATE_LIMIT_PER_5_MIN,
+            log_group_suffix="llm-console",
+        )
+
+    def _create_web_acl(
+        self, prefix: str, *, scope: str, metric_name: str, rate_limit_per_5_min: int, log_group_suffix: str
+    ) -> wafv2.CfnWebACL:
+        """A web ACL (`<prefix>WebAcl`) with the AWS common and known-bad-inputs rule sets and a per-IP rate
+        limit, logging to `aws-waf-logs-<config prefix>-<log_group_suffix>`; rule metrics are named after the
+        rules, prefixed with the lower-case `prefix` (the public gateway's have none)."""
+        metric_prefix = f"{prefix.lower()}-" if prefix else ""
+
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+            )
+
         def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
             return wafv2.CfnWebACL.RuleProperty(
                 name=name,
@@ -423,19 +593,15 @@ class LlmGatewayStack(FoundationStack):
                         vendor_name="AWS", name=name
                     )
                 ),
-                visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
-                    cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
-                ),
+                visibility_config=visibility(f"{metric_prefix}{name}"),
             )
 
         acl = wafv2.CfnWebACL(
             self,
-            "WebAcl",
-            scope="REGIONAL",
+            f"{prefix}WebAcl",
+            scope=scope,
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
-                cloud_watch_metrics_enabled=True, metric_name="llm-gateway", sampled_requests_enabled=True
-            ),
+            visibility_config=visibility(metric_name),
             rules=[
                 managed("AWSManagedRulesCommonRuleSet", 1),
                 managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
@@ -445,45 +611,39 @@ class LlmGatewayStack(FoundationStack):
                     action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            limit=2000, aggregate_key_type="IP"
+                            limit=rate_limit_per_5_min, aggregate_key_type="IP"
                         )
                     ),
-                    visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
-                        cloud_watch_metrics_enabled=True,
-                        metric_name="rate-limit",
-                        sampled_requests_enabled=True,
-                    ),
+                    visibility_config=visibility(f"{metric_prefix}rate-limit"),
                 ),
             ],
         )
-        wafv2.CfnWebACLAssociation(
-            self, "WebAclAssociation", resource_arn=load_balancer.load_balancer_arn, web_acl_arn=acl.attr_arn
-        )
-        waf_log_group_name = f"aws-waf-logs-{self.resource_name('llm-gateway')}"  # WAF requires this prefix
+        # WAF logs go to a log group whose name starts with aws-waf-logs-, in the web ACL's region (a
+        # CLOUDFRONT web ACL's is us-east-1): https://docs.aws.amazon.com/waf/latest/developerguide/logging-cw-logs.html
+        log_group_name = f"aws-waf-logs-{self.resource_name(log_group_suffix)}"
         waf_logs = logs.LogGroup(
             self,
-            "WafLogs",
-            log_group_name=waf_log_group_name,
+            f"{prefix}WafLogs",
+            log_group_name=log_group_name,
             retention=retention(self.config.llm_gateway.log_retention_days),
             encryption_key=self.key,
             removal_policy=self.removal_policy,
         )
         wafv2.CfnLoggingConfiguration(
             self,
-            "WafLogging",
+            f"{prefix}WafLogging",
             resource_arn=acl.attr_arn,
             # WAF wants the log group ARN without CloudWatch's trailing ":*".
             log_destination_configs=[
-                f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{waf_log_group_name}"
+                f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{log_group_name}"
             ],
         ).node.add_dependency(waf_logs)
-        acknowledge(
-            load_balancer.connections.security_groups[0],
-            "AwsSolutions-EC23",
-            "llm_gateway.public is set: the gateway is meant to be reached from the internet, over HTTPS only, "
-            "behind a WAF web ACL (managed rule sets and a per-IP rate limit), by callers holding a virtual key.",
-        )
         return acl
+
+    @property
+    def console_url(self) -> str | None:
+        """The console's HTTPS URL (the UI is under /ui/), None without llm_gateway.admin_ui."""
+        return f"https://{self.console.distribution_domain_name}" if self.console is not None else None
 
     @property
     def url(self) -> str:
@@ -520,7 +680,7 @@ class LlmGatewayStack(FoundationStack):
         )
         if not load_balanced:
             # The same clients the internal load balancer admits: the VPC, on the gateway port.
-            cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
+            cidr = self.vpc_cidr(self.vpc)
             self.service_security_group.add_ingress_rule(
                 ec2.Peer.ipv4(cidr), ec2.Port.tcp(CONTAINER_PORT), "Gateway clients in the VPC"
             )
@@ -638,9 +798,15 @@ class LlmGatewayStack(FoundationStack):
             "LITELLM_LOG": "INFO",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "LITELLM_DONT_SHOW_FEEDBACK_BOX": "True",
-            "DISABLE_ADMIN_UI": "True",
+            # The admin UI is served only with llm_gateway.admin_ui (its login needs the database, which
+            # the deployed gateway has); its public entry is the console distribution.
+            "DISABLE_ADMIN_UI": "False" if self.console_url is not None else "True",
             "STORE_MODEL_IN_DB": "False",
         }
+        if self.console_url is not None:
+            environment["PROXY_BASE_URL"] = self.console_url  # the UI's links and login redirect
+            # The login page's hint says the password is the master key: not true here (UI_PASSWORD is set).
+            environment["LITELLM_HIDE_DEFAULT_CREDENTIALS_HINT"] = "True"
         if self.cache is not None:
             environment[ENV_REDIS_HOST] = self.cache.host
             environment[ENV_REDIS_PORT] = str(REDIS_PORT)
@@ -656,6 +822,9 @@ class LlmGatewayStack(FoundationStack):
             "DATABASE_USERNAME": ecs.Secret.from_secrets_manager(self.database.secret, "username"),
             "DATABASE_PASSWORD": ecs.Secret.from_secrets_manager(self.database.secret, "password"),
         }
+        if self.console_login_secret is not None:
+            secrets["UI_USERNAME"] = ecs.Secret.from_secrets_manager(self.console_login_secret, "username")
+            secrets["UI_PASSWORD"] = ecs.Secret.from_secrets_manager(self.console_login_secret, "password")
         if self.cache is not None:
             secrets[ENV_REDIS_PASSWORD] = ecs.Secret.from_secrets_manager(self.cache_auth_secret)
         if self.langfuse is not None:
@@ -739,7 +908,7 @@ class LlmGatewayStack(FoundationStack):
             listener_port = CONTAINER_PORT  # straight to the tasks
         else:
             listener_port = 443 if self.config.llm_gateway.certificate_arn else 80
-        cidr = self.config.network.cidr if self.config.network.vpc_id is None else self.vpc.vpc_cidr_block
+        cidr = self.vpc_cidr(self.vpc)
         security_group.add_egress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(listener_port), "Gateway")
         security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager (HTTPS)")
         log_days = self.config.llm_gateway.log_retention_days
@@ -812,6 +981,12 @@ class LlmGatewayStack(FoundationStack):
                 "Secret holding the master key (admin API)",
             ),
         }
+        if self.console_url is not None and self.console_login_secret is not None:
+            outputs["ConsoleUrl"] = (f"{self.console_url}/ui/", "LiteLLM console (admin UI, HTTPS)")
+            outputs["ConsoleLoginSecretArn"] = (
+                self.console_login_secret.secret_arn,
+                "Secrets Manager secret with the console's username and password (read it with the CLI)",
+            )
         if self.load_balancer is not None:
             outputs["LoadBalancerDnsName"] = (
                 self.load_balancer.load_balancer_dns_name,

@@ -346,3 +346,23 @@ def test_totals_per_stack(prices: PriceTable) -> None:
 def test_profile_comes_from_the_cost_allocation_tag(prices: PriceTable) -> None:
     tagged = {"Key": {"Type": "AWS::KMS::Key", "Properties": {"Tags": [{"Key": "profile", "Value": "dev"}]}}}
     assert estimate_templates({"s": {"Resources": tagged}}, prices).profile == "dev"
+
+
+def test_platform_console_resources_are_priced(prices: PriceTable) -> None:
+    # what llm_gateway.admin_ui adds (docs/platform-console.md): in dev the internal ALB, everywhere the
+    # distribution, its VPC origin and path function (per request), the login secret; in prod a
+    # CloudFront web ACL with three rules and its logging configuration (per GB logged)
+    acl_rules = [{"Name": name} for name in ("Common", "KnownBadInputs", "RateLimitPerIp")]
+    resources = {
+        "Alb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {"Scheme": "internal"}},
+        "Console": {"Type": "AWS::CloudFront::Distribution", "Properties": {}},
+        "Origin": {"Type": "AWS::CloudFront::VpcOrigin", "Properties": {}},
+        "Paths": {"Type": "AWS::CloudFront::Function", "Properties": {}},
+        "Login": {"Type": "AWS::SecretsManager::Secret", "Properties": {}},
+        "Acl": {"Type": "AWS::WAFv2::WebACL", "Properties": {"Scope": "CLOUDFRONT", "Rules": acl_rules}},
+        "AclLogging": {"Type": "AWS::WAFv2::LoggingConfiguration", "Properties": {}},
+    }
+    estimate = estimate_templates({"s": {"Resources": resources}}, prices)
+
+    assert estimate.unpriced == []
+    assert estimate.monthly == pytest.approx(0.0225 * HOURS + 0.40 + 5.00 + 3 * 1.00, abs=0.01)

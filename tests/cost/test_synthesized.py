@@ -105,9 +105,10 @@ def test_dev_gateway_idle_cost(gateway_estimate: Estimate) -> None:
         (0.5 * 0.01334053 + 2 * 0.00146489) * hours  # LiteLLM 0.5 vCPU / 2 GB on Fargate Spot (x86)
         + 0.016 * hours  # PostgreSQL db.t4g.micro, single AZ
         + 20 * 0.115  # its 20 GB gp3 storage
-        # no ALB in dev (llm_gateway.load_balancer: false): a Cloud Map private zone instead
-        + 0.50
-        + 6 * 0.40  # secrets: master key and its body, salt, two virtual keys, database
+        # the admin console (llm_gateway.admin_ui) needs the internal ALB as CloudFront's VPC origin, so
+        # dev's `load_balancer: false` (Cloud Map instead) only holds with admin_ui: false
+        + 0.0225 * hours
+        + 7 * 0.40  # secrets: master key and its body, salt, two virtual keys, database, console login
         + 1.00  # KMS key
         + 5 * (0.05 * 0.50 + 0.05 * 0.03)  # five idle log groups, 30-day retention; no Container Insights
     )

@@ -31,6 +31,7 @@ from stacks.llm_gateway import (
 )
 from stacks.network import NetworkStack
 from tests.factories import test_config
+from tests.stacks import test_network as network_tests
 from tests.stacks.test_guardrails import assert_may_apply_guardrail
 from tests.support.cdk import resources_of
 
@@ -42,9 +43,15 @@ class Synth:
     outdir: Path
 
 
-def synth(config: AppConfig, outdir: Path, with_langfuse: bool = False, gates: bool = True) -> Synth:
+def synth(
+    config: AppConfig,
+    outdir: Path,
+    with_langfuse: bool = False,
+    gates: bool = True,
+    context: dict[str, Any] | None = None,
+) -> Synth:
     """The gateway with its real upstream stacks, in an app with every gate app.py enables."""
-    app = cdk.App(outdir=str(outdir))
+    app = cdk.App(outdir=str(outdir), context=context)
     network = NetworkStack(app, config=config)
     guardrails = GuardrailsStack(app, config=config)
     langfuse = None
@@ -73,6 +80,14 @@ def synth(config: AppConfig, outdir: Path, with_langfuse: bool = False, gates: b
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth(test_config("dev"), tmp_path_factory.mktemp("gateway-dev"))
+
+
+@pytest.fixture(scope="module")
+def dev_without_console(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Dev without the admin console: `load_balancer: false` then means no ALB (the console needs one)."""
+    return synth(
+        test_config("dev", llm_gateway={"admin_ui": False}), tmp_path_factory.mktemp("gateway-dev-plain")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +329,11 @@ def test_task_role_may_apply_the_encrypted_guardrail(template: Template) -> None
 def test_load_balancer_is_internal_by_default(prod: Synth) -> None:
     template = prod.template
     assert only(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]["Scheme"] == "internal"
-    assert not resources_of(template, "AWS::WAFv2::WebACL")
+    # an internal ALB gets no regional web ACL; the console's web ACL is CloudFront's (scope CLOUDFRONT)
+    assert not resources_of(template, "AWS::WAFv2::WebACLAssociation")
+    assert [acl["Properties"]["Scope"] for acl in resources_of(template, "AWS::WAFv2::WebACL").values()] == [
+        "CLOUDFRONT"
+    ]
 
 
 def test_load_balancer_admits_only_the_vpc(prod: Synth) -> None:
@@ -335,12 +354,16 @@ def test_public_gateway_gets_https_and_a_waf(tmp_path: Path) -> None:
             "load_balancer": True,
             "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
             "hostname": "llm.example.com",
+            # the console's VPC origin needs an internal HTTP ALB (check_console_config): not this one
+            "admin_ui": False,
         },
     )
 
     synthesized = synth(config, tmp_path)
     public = synthesized.template
     assert synthesized.stack.endpoint.url == "https://llm.example.com"
+    assert synthesized.stack.console is None
+    assert not resources_of(public, "AWS::CloudFront::Distribution")
 
     assert (
         only(public, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]["Scheme"] == "internet-facing"
@@ -407,30 +430,42 @@ def test_aurora_with_zero_floor_auto_pauses(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("profile", "expected"),
+    ("fixture", "expected"),
     [
-        ("dev", ["ECSServiceAverageCPUUtilization"]),  # no load balancer: no request counts
+        # the console brings the internal ALB to dev (load_balancer: false): its request counts scale too
+        ("dev", ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]),
+        ("dev_without_console", ["ECSServiceAverageCPUUtilization"]),  # no load balancer: no request counts
         ("prod", ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]),
     ],
 )
 def test_autoscaling_on_cpu_and_requests(
-    request: pytest.FixtureRequest, profile: str, expected: list[str]
+    request: pytest.FixtureRequest, fixture: str, expected: list[str]
 ) -> None:
-    dev: Synth = request.getfixturevalue(profile)
-    template = dev.template
+    synthesized: Synth = request.getfixturevalue(fixture)
+    template = synthesized.template
     target = only(template, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
-    metrics = [
-        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
-            "PredefinedMetricType"
-        ]
-        for p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
-    ]
+    specifications = {
+        spec["PredefinedMetricType"]: spec
+        for spec in (
+            p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+            for p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+        )
+    }
 
     assert (target["MinCapacity"], target["MaxCapacity"]) == (
-        dev.stack.config.llm_gateway.min_tasks,
-        dev.stack.config.llm_gateway.max_tasks,
+        synthesized.stack.config.llm_gateway.min_tasks,
+        synthesized.stack.config.llm_gateway.max_tasks,
     )
-    assert sorted(metrics) == expected
+    assert sorted(specifications) == expected
+    if "ALBRequestCountPerTarget" in specifications:
+        # The label is `app/<lb-name>/<lb-id>/targetgroup/<tg-name>/<tg-id>`: the final part of the load
+        # balancer ARN, "/", the target group's full name (Application Auto Scaling API reference,
+        # https://docs.aws.amazon.com/autoscaling/application/APIReference/API_PredefinedMetricSpecification.html).
+        (group_id,) = resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+        (listener_id,) = resources_of(template, "AWS::ElasticLoadBalancingV2::Listener")
+        label = json.dumps(specifications["ALBRequestCountPerTarget"]["ResourceLabel"])
+        assert json.dumps({"Fn::GetAtt": [group_id, "TargetGroupFullName"]}) in label
+        assert label.count(json.dumps({"Ref": listener_id})) == 3  # app / name / id of the listener's ALB
 
 
 def test_logs_are_kms_encrypted_with_retention(template: Template) -> None:
@@ -473,24 +508,118 @@ def test_bootstrap_runs_in_the_vpc_with_the_plan(template: Template, dev: Synth)
     assert "DependsOn" in resource
 
 
-def test_bootstrap_plan_names_teams_and_both_keys(dev: Synth) -> None:
+def test_bootstrap_plan_has_a_key_per_team_plus_the_default_team_and_the_evaluation_key(
+    dev: Synth,
+) -> None:
+    """docs/spend.md: every identity.teams entry and llm_gateway.default_team is a LiteLLM team with its
+    budget; each has a key `<prefix>-team-<team>` with its team's budget and limits, all in the agent's
+    key secret; the evaluation key is the only other key, in its own secret, on eval_key_team."""
     from llm_gateway.bootstrap import plan_from_config
 
-    plan = plan_from_config(dev.stack.config, agent_secret_id="a", eval_secret_id="b")
+    config = dev.stack.config
+    gateway = config.llm_gateway
+    budgets = {b.team: b for b in gateway.team_budgets}
+    plan = plan_from_config(config, agent_secret_id="agent-secret", eval_secret_id="eval-secret")
+    teams = [*config.identity.teams, gateway.default_team]
 
-    assert [t.team_id for t in plan.teams] == list(dev.stack.config.identity.teams)
-    assert [k.name for k in plan.keys] == ["agent", "evaluation"]
+    assert gateway.default_team == "unassigned" and gateway.default_team not in config.identity.teams
+    assert [t.team_id for t in plan.teams] == teams
+    assert [(t.max_budget, t.rpm_limit, t.tpm_limit) for t in plan.teams] == [
+        (budgets[team].max_budget_usd, budgets[team].rpm, budgets[team].tpm) for team in teams
+    ]
+    assert plan.team_keys is not None
+    assert (plan.team_keys.secret_id, plan.team_keys.default_team) == ("agent-secret", "unassigned")
+    assert [(k.key_alias, k.team_id, k.secret_id) for k in plan.team_keys.keys] == [
+        (f"{config.prefix}-team-{team}", team, "agent-secret") for team in teams
+    ]
+    for key, team in zip(plan.team_keys.keys, plan.teams, strict=True):  # a key spends its team's budget
+        assert (key.max_budget, key.budget_duration, key.rpm_limit, key.tpm_limit) == (
+            team.max_budget,
+            team.budget_duration,
+            team.rpm_limit,
+            team.tpm_limit,
+        )
+    (evaluation,) = plan.keys  # the former single agent key is gone
+    assert (evaluation.key_alias, evaluation.team_id, evaluation.secret_id) == (
+        f"{config.prefix}-evaluation",
+        gateway.eval_key_team,
+        "eval-secret",
+    )
     assert BootstrapPlan.from_json(plan.to_json()) == plan
 
 
-def test_endpoint_hands_out_url_key_secrets_and_security_group(dev: Synth) -> None:
-    endpoint = dev.stack.endpoint
+def logical_id(template: Template, resource_type: str, **properties: Any) -> str:
+    (found,) = template.find_resources(resource_type, {"Properties": properties})
+    return str(found)
 
-    assert endpoint.url.startswith("http://")
+
+def test_the_stack_stores_team_keys_in_the_agent_secret_and_the_eval_key_in_its_own(dev: Synth) -> None:
+    (resource,) = dev.template.find_resources("Custom::LlmGatewayBootstrap").values()
+    # the plan is JSON text joined around the secrets' Refs: read each Ref as its logical id
+    parts = cdk.Stack.of(dev.stack).resolve(resource["Properties"]["Plan"])["Fn::Join"][1]
+    plan = BootstrapPlan.from_json("".join(p if isinstance(p, str) else p["Ref"] for p in parts))
+    agent_secret = logical_id(
+        dev.template, "AWS::SecretsManager::Secret", Description=Match.string_like_regexp("of the agent ")
+    )
+    eval_secret = logical_id(
+        dev.template,
+        "AWS::SecretsManager::Secret",
+        Description=Match.string_like_regexp("of the evaluation "),
+    )
+
+    assert plan.team_keys is not None
+    assert {plan.team_keys.secret_id, *(k.secret_id for k in plan.team_keys.keys)} == {agent_secret}
+    assert [k.team_id for k in plan.team_keys.keys] == [t.team_id for t in plan.teams]
+    assert [k.secret_id for k in plan.keys] == [eval_secret]
+
+
+def test_endpoint_with_the_console_is_the_internal_alb(dev: Synth) -> None:
+    """admin_ui brings the internal ALB to dev: clients call it (port 80) and must be allowed to reach ITS
+    security group; the tasks admit only the load balancer."""
+    endpoint = dev.stack.endpoint
+    (alb_id,) = resources_of(dev.template, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    alb_group = logical_id(
+        dev.template, "AWS::EC2::SecurityGroup", GroupDescription="LLM gateway load balancer"
+    )
+    tasks_group = logical_id(
+        dev.template, "AWS::EC2::SecurityGroup", GroupDescription=Match.string_like_regexp("^LiteLLM tasks")
+    )
+
+    assert cdk.Stack.of(dev.stack).resolve(endpoint.url) == {
+        "Fn::Join": ["", ["http://", {"Fn::GetAtt": [alb_id, "DNSName"]}]]
+    }
     assert endpoint.agent_key_secret is dev.stack.agent_key_secret
     assert endpoint.eval_key_secret is dev.stack.eval_key_secret
-    # dev has no load balancer: clients are admitted to the tasks' own security group
-    assert endpoint.security_group is dev.stack.service_security_group
+    assert endpoint.security_group is not None
+    assert cdk.Stack.of(dev.stack).resolve(endpoint.security_group.security_group_id) == {
+        "Fn::GetAtt": [alb_group, "GroupId"]
+    }
+    assert (
+        "SecurityGroupIngress"
+        not in resources_of(dev.template, "AWS::EC2::SecurityGroup")[tasks_group]["Properties"]
+    )  # no CIDR rule on the tasks: the VPC's clients cannot bypass the load balancer
+    into_tasks = [
+        (r["Properties"]["SourceSecurityGroupId"], r["Properties"]["FromPort"])
+        for r in resources_of(dev.template, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [tasks_group, "GroupId"]}
+    ]
+    assert into_tasks == [({"Fn::GetAtt": [alb_group, "GroupId"]}, CONTAINER_PORT)]
+
+
+def test_endpoint_without_the_console_is_the_tasks_themselves(dev_without_console: Synth) -> None:
+    stack = dev_without_console.stack
+    tasks_group = logical_id(
+        dev_without_console.template,
+        "AWS::EC2::SecurityGroup",
+        GroupDescription=Match.string_like_regexp("^LiteLLM tasks"),
+    )
+
+    assert stack.endpoint.url == f"http://{SERVICE_DNS_NAME}.aaf-llm.internal:{CONTAINER_PORT}"
+    # no load balancer: clients are admitted to the tasks' own group (the VPC, on the gateway port)
+    assert stack.endpoint.security_group is not None
+    assert cdk.Stack.of(stack).resolve(stack.endpoint.security_group.security_group_id) == {
+        "Fn::GetAtt": [tasks_group, "GroupId"]
+    }
 
 
 EXTERNAL = {
@@ -557,8 +686,8 @@ def test_langfuse_keys_reach_the_task_as_secrets_and_the_host_as_environment(tmp
 # --- dev entry without a load balancer (llm_gateway.load_balancer: false) ------------------------------
 
 
-def test_dev_gateway_has_no_load_balancer_but_a_private_dns_name(dev: Synth) -> None:
-    template = dev.template
+def test_dev_gateway_has_no_load_balancer_but_a_private_dns_name(dev_without_console: Synth) -> None:
+    template = dev_without_console.template
     assert not resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")
     assert not resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
     (namespace,) = resources_of(template, "AWS::ServiceDiscovery::PrivateDnsNamespace").values()
@@ -566,14 +695,15 @@ def test_dev_gateway_has_no_load_balancer_but_a_private_dns_name(dev: Synth) -> 
     (discovery,) = resources_of(template, "AWS::ServiceDiscovery::Service").values()
     assert discovery["Properties"]["Name"] == SERVICE_DNS_NAME
     assert discovery["Properties"]["DnsConfig"]["DnsRecords"] == [{"TTL": 10, "Type": "A"}]
-    assert dev.stack.endpoint.url == f"http://{SERVICE_DNS_NAME}.aaf-llm.internal:{CONTAINER_PORT}"
+    url = dev_without_console.stack.endpoint.url
+    assert url == f"http://{SERVICE_DNS_NAME}.aaf-llm.internal:{CONTAINER_PORT}"
     service = only(template, "AWS::ECS::Service")["Properties"]
     assert "ServiceRegistries" in service and "HealthCheckGracePeriodSeconds" not in service
     assert not [o for o in template.to_json().get("Outputs", {}) if o.startswith("LoadBalancerDnsName")]
 
 
-def test_dev_tasks_admit_only_the_vpc_on_the_gateway_port(dev: Synth) -> None:
-    (group,) = dev.template.find_resources(
+def test_dev_tasks_admit_only_the_vpc_on_the_gateway_port(dev_without_console: Synth) -> None:
+    (group,) = dev_without_console.template.find_resources(
         "AWS::EC2::SecurityGroup",
         {"Properties": {"GroupDescription": Match.string_like_regexp("from clients")}},
     ).values()
@@ -582,14 +712,14 @@ def test_dev_tasks_admit_only_the_vpc_on_the_gateway_port(dev: Synth) -> None:
     ] == [("10.40.0.0/16", CONTAINER_PORT, CONTAINER_PORT)]
 
 
-def test_dev_container_health_decides_what_dns_serves(dev: Synth, prod: Synth) -> None:
-    check = container(dev.template)["HealthCheck"]
+def test_dev_container_health_decides_what_dns_serves(dev_without_console: Synth, prod: Synth) -> None:
+    check = container(dev_without_console.template)["HealthCheck"]
     assert f"http://127.0.0.1:{CONTAINER_PORT}{HEALTH_PATH}" in " ".join(check["Command"])
     assert "HealthCheck" not in container(prod.template)  # behind the ALB its target health decides
 
 
-def test_bootstrap_reaches_the_tasks_on_the_gateway_port(dev: Synth) -> None:
-    (group,) = dev.template.find_resources(
+def test_bootstrap_reaches_the_tasks_on_the_gateway_port(dev_without_console: Synth) -> None:
+    (group,) = dev_without_console.template.find_resources(
         "AWS::EC2::SecurityGroup", {"Properties": {"GroupDescription": Match.string_like_regexp("bootstrap")}}
     ).values()
     ports = {r["FromPort"] for r in group["Properties"]["SecurityGroupEgress"]}
@@ -606,6 +736,38 @@ def test_load_balancer_off_refuses_public_or_https() -> None:
                 "hostname": "llm.example.com",
             },
         )
+
+
+# --- an imported VPC (network.vpc_id): every rule admits the looked-up VPC's own CIDR ---------------------
+
+
+@pytest.mark.parametrize("admin_ui", [True, False], ids=["console-alb", "cloud-map"])
+def test_an_imported_vpcs_own_cidr_is_what_every_rule_admits(tmp_path: Path, admin_ui: bool) -> None:
+    """With the console: the ALB's client and VPC-origin ingress and the bootstrap's egress; without: the
+    tasks' client ingress and the bootstrap's egress. None may use network.cidr, which is not that VPC's."""
+    config = test_config(
+        "dev",
+        environment={"account": network_tests.ACCOUNT, "region": network_tests.REGION},
+        network={"vpc_id": network_tests.IMPORTED_VPC_ID},
+        llm_gateway={"admin_ui": admin_ui},
+    )
+    template = synth(config, tmp_path, gates=False, context=network_tests.imported_vpc_context()).template
+    rules = [
+        rule
+        for group in resources_of(template, "AWS::EC2::SecurityGroup").values()
+        for key in ("SecurityGroupIngress", "SecurityGroupEgress")
+        for rule in group["Properties"].get(key, [])
+    ] + [r["Properties"] for r in resources_of(template, "AWS::EC2::SecurityGroupIngress").values()]
+    cidrs = {
+        (rule["CidrIp"], rule["FromPort"]) for rule in rules if rule.get("CidrIp") not in (None, "0.0.0.0/0")
+    }
+
+    imported = network_tests.IMPORTED_CIDR
+    expected = (
+        {(imported, 80)} if admin_ui else {(imported, CONTAINER_PORT)}
+    )  # ALB (clients + origin) / tasks
+    assert cidrs == expected
+    assert config.network.cidr not in json.dumps(template.to_json())
 
 
 # --- drift with the Langfuse copy: TLS parameter group, engine version, access-log versions -------------

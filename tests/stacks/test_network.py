@@ -213,3 +213,73 @@ def test_a_workload_security_group_admits_nothing_and_sends_only_https() -> None
             "ToPort": 443,
         }
     ]
+
+
+# --- FoundationStack.vpc_cidr: created VPC vs imported VPC (network.vpc_id) ----------------------------
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+IMPORTED_VPC_ID = "vpc-0123456789abcdef0"
+IMPORTED_CIDR = "10.77.0.0/16"  # the existing VPC's own range, unlike network.cidr (10.40.0.0/16)
+
+
+def imported_vpc_context() -> dict[str, Any]:
+    """What `cdk synth` caches in cdk.context.json for `Vpc.from_lookup(vpc_id=...)` (the CLI's
+    vpc-provider answer, aws-cdk-lib 2.275 `cx-api` VpcContextResponse), for the subnet groups ours use."""
+
+    def group(name: str, kind: str, third_octet: int) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": kind,
+            "subnets": [
+                {
+                    "subnetId": f"subnet-0{third_octet}{az}0000000000000",
+                    "cidr": f"10.77.{third_octet + az}.0/24",
+                    "availabilityZone": f"{REGION}{'abc'[az]}",
+                    "routeTableId": f"rtb-0{third_octet}{az}0000000000000",
+                }
+                for az in range(2)
+            ],
+        }
+
+    key = (
+        f"vpc-provider:account={ACCOUNT}:filter.vpc-id={IMPORTED_VPC_ID}:region={REGION}"
+        ":returnAsymmetricSubnets=true"
+    )
+    return {
+        key: {
+            "vpcId": IMPORTED_VPC_ID,
+            "vpcCidrBlock": IMPORTED_CIDR,
+            "ownerAccountId": ACCOUNT,
+            "availabilityZones": [],
+            "subnetGroups": [
+                group("public", "Public", 0),
+                group("services", "Private", 10),
+                group("data", "Isolated", 20),
+            ],
+        }
+    }
+
+
+def test_vpc_cidr_of_an_imported_vpc_is_the_looked_up_vpcs_own_block() -> None:
+    config = test_config(
+        "prod",  # prod: the interface endpoints' group admits the VPC CIDR
+        environment={"account": ACCOUNT, "region": REGION},
+        network={"vpc_id": IMPORTED_VPC_ID},
+    )
+    stack = NetworkStack(cdk.App(context=imported_vpc_context()), config=config)
+
+    assert stack.vpc.vpc_id == IMPORTED_VPC_ID  # the lookup answered (not CDK's dummy VPC)
+    assert stack.vpc_cidr(stack.vpc) == stack.vpc.vpc_cidr_block == IMPORTED_CIDR
+    assert config.network.cidr != IMPORTED_CIDR
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {"SecurityGroupIngress": [Match.object_like({"CidrIp": IMPORTED_CIDR, "FromPort": 443})]},
+    )
+
+
+def test_vpc_cidr_of_a_created_vpc_is_the_configured_literal() -> None:
+    config = test_config("dev", network={"cidr": "10.41.0.0/16"})
+    stack = NetworkStack(cdk.App(), config=config)
+
+    assert stack.vpc_cidr(stack.vpc) == "10.41.0.0/16"  # a literal: scanners and tests can read it
+    assert cdk.Token.is_unresolved(stack.vpc.vpc_cidr_block)  # what vpc_cidr avoids for a created VPC
