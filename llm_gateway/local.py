@@ -345,9 +345,13 @@ def prepare(
     key = master_key or generate_master_key()
     url = f"http://{host}:{port}"
     # One fresh virtual key per team (and the default team), with the team budgets of the config: spend
-    # follows the caller's team locally as deployed (docs/spend.md).
-    teams_file = state_dir / TEAMS_FILE_NAME
-    _write_private(teams_file, json.dumps(local_teams_document(config)))
+    # follows the caller's team locally as deployed (docs/spend.md). A teams file named in the
+    # environment (LOCAL_GATEWAY_TEAMS_FILE) is used as it is.
+    if environ.get(TEAMS_FILE_ENV):
+        teams_file = Path(environ[TEAMS_FILE_ENV])
+    else:
+        teams_file = state_dir / TEAMS_FILE_NAME
+        _write_private(teams_file, json.dumps(local_teams_document(config)))
     env_file = None
     if write_env_file:
         env_file = state_dir / ENV_FILE_NAME

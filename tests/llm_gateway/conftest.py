@@ -13,6 +13,7 @@ import pytest
 from config import AppConfig, build_config
 from llm_gateway.config import Upstream
 from llm_gateway.local import LocalGateway, prepare
+from local_stack import components
 from local_stack.processes import ManagedProcess, free_port
 from local_stack.scripted_model import ScriptedModel
 
@@ -105,14 +106,7 @@ def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
             environ={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")},
         )
         with (
-            ManagedProcess(
-                gateway.argv,
-                env=gateway.env,
-                inherit_env=False,
-                health_url=f"{gateway.url}/health/liveliness",
-                log_path=state_dir / "litellm.log",
-                startup_timeout=90,
-            ) as process,
+            components.gateway(gateway, startup_timeout=90).process(state_dir / "litellm.log") as process,
             httpx.Client(
                 base_url=gateway.url, headers={"Authorization": f"Bearer {gateway.master_key}"}, timeout=30
             ) as client,

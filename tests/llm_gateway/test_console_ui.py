@@ -19,7 +19,8 @@ import pytest
 
 from llm_gateway.config import Upstream
 from llm_gateway.local import LocalGateway, prepare
-from local_stack.processes import ManagedProcess, free_port
+from local_stack import components
+from local_stack.processes import free_port
 from local_stack.scripted_model import ScriptedModel
 from scripts.ensure_browser import find_chromium
 from tests.llm_gateway.conftest import scripted_catalog_config
@@ -59,14 +60,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             write_env_file=False,
             check=False,
         )
-        with ManagedProcess(
-            gateway.argv,
-            env=gateway.env,
-            inherit_env=False,
-            health_url=f"{gateway.url}/health/liveliness",
-            log_path=state_dir / "litellm.log",
-            startup_timeout=90,
-        ):
+        with components.gateway(gateway, startup_timeout=90).process(state_dir / "litellm.log"):
             yield Console(gateway, password)
 
 

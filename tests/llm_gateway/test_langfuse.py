@@ -10,8 +10,9 @@ import pytest
 
 from llm_gateway.config import Upstream
 from llm_gateway.local import prepare
+from local_stack import components
 from local_stack.otlp_recorder import LANGFUSE_TRACES_PATH, OtlpRecorder
-from local_stack.processes import ManagedProcess, free_port
+from local_stack.processes import free_port
 from local_stack.scripted_model import ScriptedModel, Text
 from tests.llm_gateway.conftest import scripted_catalog_config
 
@@ -39,14 +40,7 @@ def test_a_gateway_call_reaches_langfuse_as_an_authenticated_otel_span(tmp_path:
         )
         assert "langfuse_otel" in gateway.config_path.read_text()
         model.enqueue(Text("traced answer"))
-        with ManagedProcess(
-            gateway.argv,
-            env=gateway.env,
-            inherit_env=False,
-            health_url=f"{gateway.url}/health/liveliness",
-            log_path=tmp_path / "litellm.log",
-            startup_timeout=90,
-        ):
+        with components.gateway(gateway, startup_timeout=90).process(tmp_path / "litellm.log"):
             response = httpx.post(
                 f"{gateway.url}/v1/chat/completions",
                 headers={"Authorization": f"Bearer {gateway.master_key}"},

@@ -151,6 +151,18 @@ def test_prepare_gives_each_team_a_fresh_key_that_the_proxy_and_the_agent_read(t
     assert set(json.loads(again.teams_file.read_text())["team_keys"].values()).isdisjoint(keys)  # per run
 
 
+def test_a_teams_file_named_in_the_environment_is_used_as_it_is(tmp_path: Path) -> None:
+    own = tmp_path / "own-teams.json"
+    own.write_text('{"team_keys": {}}')
+    environ = {"GATEWAY_UPSTREAM_BASE": "http://127.0.0.1:8001/v1", "LOCAL_GATEWAY_TEAMS_FILE": str(own)}
+    gateway = prepare(test_config("dev"), state_dir=tmp_path / "state", environ=environ)
+
+    assert gateway.teams_file == own
+    assert gateway.env["LOCAL_GATEWAY_TEAMS_FILE"] == str(own)
+    assert own.read_text() == '{"team_keys": {}}'
+    assert not (tmp_path / "state" / "teams.json").exists()
+
+
 def test_cli_without_credentials_exits_2_before_starting_the_proxy(tmp_path: Path) -> None:
     environ = {
         key: value

@@ -35,7 +35,8 @@ from llm_gateway.bootstrap import local_teams_document
 from llm_gateway.config import Upstream
 from llm_gateway.local import prepare
 from llm_gateway.local_auth import SPEND_LOG_ENV, TEAMS_FILE_ENV
-from local_stack.processes import ManagedProcess, free_port
+from local_stack import components
+from local_stack.processes import free_port
 from local_stack.scripted_model import ScriptedModel, Text
 from tests.llm_gateway.conftest import scripted_catalog_config
 
@@ -104,14 +105,7 @@ def spend_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpendGat
             upstreams={alias: Upstream(upstream.base_url) for alias in ("primary", "backup", "limited")},
             environ=environ,
         )
-        with ManagedProcess(
-            gateway.argv,
-            env=gateway.env,
-            inherit_env=False,
-            health_url=f"{gateway.url}/health/liveliness",
-            log_path=state / "litellm.log",
-            startup_timeout=90,
-        ):
+        with components.gateway(gateway, startup_timeout=90).process(state / "litellm.log"):
             yield SpendGateway(gateway.url, gateway.master_key, document, upstream, spend_log)
 
 
