@@ -103,7 +103,34 @@ _PYJWK_RS256 = (
     "PyJWT 2.15.1 jwt/api_jwk.py 37-55 takes the JWK's alg, else RS256 for kty RSA; _signing_key already"
     " required kty RSA and alg RS256 or absent"
 )
+_CF_LOGGING = (
+    "aws-cdk-lib 2.275.0 aws-cloudfront/lib/distribution.js renderLogging enables logging whenever logBucket"
+    " is set"
+)
+_CODEC_CASE = "codec names are case-insensitive: 'UTF-8' is 'utf-8'"
+_ASSET_HASH_TYPE = (
+    "aws-cdk-lib 2.275.0 core/lib/asset-staging.js determineHashType: CUSTOM whenever an asset hash is given"
+)
 EQUIVALENT_MUTANTS: dict[str, str] = {
+    # stacks/constructs/
+    "stacks.constructs.cache.xǁValkeyCacheǁ__init____mutmut_15": (
+        "set('XX...XX') adds 'X', already in the alphanumeric set: the same set"
+    ),
+    "stacks.constructs.private_origin_distribution.xǁPrivateOriginDistributionǁ__init____mutmut_46": _CF_LOGGING
+    + " (enable_logging=None)",
+    "stacks.constructs.private_origin_distribution.xǁPrivateOriginDistributionǁ__init____mutmut_55": _CF_LOGGING
+    + " (enable_logging dropped)",
+    "stacks.constructs.private_origin_distribution.xǁPrivateOriginDistributionǁ__init____mutmut_78": (
+        "renderLogging returns early without enableLogging/logBucket, so the prefix is never read"
+    ),
+    "stacks.constructs.packaging.x_lambda_code__mutmut_3": _ASSET_HASH_TYPE,
+    "stacks.constructs.packaging.x_lambda_code__mutmut_7": _ASSET_HASH_TYPE,
+    "stacks.constructs.packaging.x_generated_file_asset__mutmut_7": _ASSET_HASH_TYPE,
+    "stacks.constructs.packaging.x_generated_file_asset__mutmut_13": _ASSET_HASH_TYPE,
+    "stacks.constructs.packaging.x_bundling_options__mutmut_7": "typing.cast returns its value at runtime",
+    "stacks.constructs.packaging.xǁBundleǁ_contents__mutmut_7": _CODEC_CASE,
+    "stacks.constructs.packaging.xǁBundleǁfingerprint__mutmut_12": _CODEC_CASE,
+    "stacks.constructs.packaging.xǁBundleǁwrite__mutmut_44": _CODEC_CASE,
     # functions/interceptor/handler.py
     "functions.interceptor.handler.x__intercept_request__mutmut_114": _SPLIT_FIRST + " (maxsplit dropped)",
     "functions.interceptor.handler.x__intercept_request__mutmut_116": _SPLIT_FIRST + " (maxsplit 2)",

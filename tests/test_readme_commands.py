@@ -95,6 +95,10 @@ RULES: list[tuple[str, Kind]] = [
     # --- expensive or account-only: the target exists; the real run is another test's
     (r"make synth( CONTEXT=.*)?", DryRun("cdk synth of 10 stacks with nag + cfn-lint (15-50 s)", "tests/test_app.py, tests/test_app_modes.py")),
     (r"make cost( CONTEXT=.*)?", DryRun("runs make synth first", "tests/cost/")),
+    (
+        r"\.venv/bin/python -m cost cdk\.out( --.*)?",
+        Skip("reads the assembly `make synth` writes; tests/cost/test_usage.py runs this CLI with each flag"),
+    ),
     (r"make test", DryRun("the whole suite, this test included", ".ci/run")),
     (r"make eval( EVAL_ARGS=.*)?", DryRun("the golden dataset through the local stack (~30 s+)", "tests/eval/test_make_eval.py")),
     (r"make eval-baseline( FROM=\S+)?", DryRun("needs a finished make eval", "tests/test_readme_commands.py::test_eval_baseline_copies_the_report")),

@@ -57,6 +57,14 @@ class Synthesized:
             for construct in violation["violatingConstructs"]
         ]
 
+    def suppressed_reasons(self) -> dict[tuple[str, str], str]:
+        """(acknowledged-at path, finding) -> the reason the compliance report shows for it."""
+        return {
+            (item.get("acknowledgedAt", ""), item["acknowledgedId"].split("::", 1)[1]): item["reason"]
+            for plugin in self.report["pluginReports"]
+            for item in plugin["suppressedViolations"]
+        }
+
     def unused(self, blocks: Iterable[BuildingBlock]) -> list[Acknowledgement]:
         """The acknowledgements of `blocks` that suppressed nothing."""
         used = self.suppressed()
@@ -120,3 +128,33 @@ def synth_blocks(
 def only_block_findings(synthesized: Synthesized, prefix: str) -> list[str]:
     """Open findings on constructs whose path starts with `blocks/<prefix>`."""
     return [f for f in synthesized.open_findings() if f" at blocks/{prefix}" in f]
+
+
+def acknowledgement_table(blocks: Iterable[BuildingBlock]) -> dict[str, dict[str, str]]:
+    """What `blocks` acknowledged: {construct path: {finding: reason}} (compare with `acknowledgements.py`)."""
+    table: dict[str, dict[str, str]] = {}
+    for block in blocks:
+        for item in block.acknowledgements:
+            assert item.finding not in table.get(item.path, {}), (
+                f"{item.finding} acknowledged twice at {item.path}"
+            )
+            table.setdefault(item.path, {})[item.finding] = item.reason
+    return table
+
+
+def assert_acknowledged_as_pinned(
+    synthesized: Synthesized, blocks: Iterable[BuildingBlock], expected: dict[str, dict[str, str]]
+) -> None:
+    """`blocks` acknowledged exactly `expected` (finding ids and reasons), each acknowledgement suppressed
+    a finding that occurred where it was made, the compliance report shows our reason for it, and no
+    finding on the blocks' constructs stayed open."""
+    blocks = list(blocks)
+    assert acknowledgement_table(blocks) == expected
+    assert synthesized.unused(blocks) == []
+    reported = synthesized.suppressed_reasons()
+    for path, findings in expected.items():
+        for finding, reason in findings.items():
+            assert reported[(path, finding)] == reason, (path, finding)
+    # A block's companions are named after it (`<id>Logs`, `<id>Role`): a path prefix covers them too.
+    roots = {block.node.path for block in blocks} | set(expected)
+    assert [f for f in synthesized.open_findings() if any(f" at {root}" in f for root in roots)] == []

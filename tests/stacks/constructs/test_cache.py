@@ -9,10 +9,19 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 
 from stacks.constructs.cache import CacheOptions, ValkeyCache
 from stacks.constructs.secret import alphanumeric, login_password
-from tests.stacks.constructs import Synthesized, cdk_logical_id, key, small_vpc, synth_blocks
+from tests.stacks.constructs import (
+    Synthesized,
+    assert_acknowledged_as_pinned,
+    cdk_logical_id,
+    key,
+    small_vpc,
+    synth_blocks,
+)
+from tests.stacks.constructs.acknowledgements import ACKNOWLEDGEMENTS
 
 BLOCKS: dict[str, ValkeyCache] = {}
 
@@ -82,6 +91,8 @@ def test_auth_token_is_a_generated_alphanumeric_secret(synthesized: Synthesized,
         "IncludeSpace": False,
         "PasswordLength": 48,
     }
+    assert secret["Description"] == "test AUTH token"
+    assert synthesized.resources("AWS::SecretsManager::Secret")[secret_id]["DeletionPolicy"] == "Delete"
     token = json.dumps(group(synthesized, name)["AuthToken"])
     assert "{{resolve:secretsmanager:" in token and secret_id in token
 
@@ -103,6 +114,20 @@ def test_size_and_failover_follow_the_options(synthesized: Synthesized) -> None:
     assert (single["SnapshotRetentionLimit"], replicated["SnapshotRetentionLimit"]) == (0, 7)
 
 
+@pytest.mark.parametrize("name", ["Single", "Replicated"])
+def test_the_group_is_patched_in_place_guarded_and_removed_with_the_stack(
+    synthesized: Synthesized, name: str
+) -> None:
+    properties = group(synthesized, name)
+    assert properties["AutoMinorVersionUpgrade"] is True
+    assert properties["SecurityGroupIds"] == [
+        {"Fn::GetAtt": [cdk_logical_id(f"{name}SecurityGroup", "Resource"), "GroupId"]}
+    ]
+    assert properties["ReplicationGroupDescription"] == "test cache"
+    resource = synthesized.resources("AWS::ElastiCache::ReplicationGroup")[name]
+    assert resource["DeletionPolicy"] == "Delete"  # the caller's removal policy
+
+
 def test_subnets_parameters_and_ids(synthesized: Synthesized) -> None:
     single = group(synthesized, "Single")
     assert single["CacheSubnetGroupName"] == {"Ref": "SingleSubnets"}
@@ -111,6 +136,9 @@ def test_subnets_parameters_and_ids(synthesized: Synthesized) -> None:
     (parameters,) = synthesized.resources("AWS::ElastiCache::ParameterGroup").values()
     assert parameters["Properties"]["Properties"] == {"maxmemory-policy": "noeviction"}
     assert parameters["Properties"]["CacheParameterGroupFamily"] == "valkey8"
+    assert parameters["Properties"]["Description"] == "Valkey parameters"
+    subnet_group = synthesized.resources("AWS::ElastiCache::SubnetGroup")["SingleSubnets"]["Properties"]
+    assert subnet_group["Description"] == "Valkey subnets"
     subnets = synthesized.resources("AWS::ElastiCache::SubnetGroup")["SingleSubnets"]["Properties"][
         "SubnetIds"
     ]
@@ -121,9 +149,12 @@ def test_only_the_allowed_peer_reaches_the_cache_port(synthesized: Synthesized) 
     rules = [r["Properties"] for r in synthesized.resources("AWS::EC2::SecurityGroupIngress").values()]
     assert sorted(r["FromPort"] for r in rules) == [6379, 6380]
     assert all("Client" in json.dumps(r["SourceSecurityGroupId"]) for r in rules)
+    assert {r["Description"] for r in rules} == {"the client"}
+    assert {r["IpProtocol"] for r in rules} == {"tcp"} and all(r["FromPort"] == r["ToPort"] for r in rules)
 
 
 def test_acknowledgements_are_exactly_the_findings_that_occur(synthesized: Synthesized) -> None:
+    assert_acknowledged_as_pinned(synthesized, BLOCKS.values(), ACKNOWLEDGEMENTS["cache"])
     assert synthesized.unused(BLOCKS.values()) == []
     assert [f for f in synthesized.open_findings() if "/Single" in f or "/Replicated" in f] == []
     single = {a.finding for a in BLOCKS["Single"].acknowledgements}
@@ -133,16 +164,49 @@ def test_acknowledgements_are_exactly_the_findings_that_occur(synthesized: Synth
     assert "AwsSolutions-AEC5" not in single
 
 
-def test_a_token_valkey_would_refuse_is_rejected() -> None:
+AUTH_REFUSED = r"^the Valkey AUTH token must be 16-128 alphanumeric characters$"
+
+
+def _construct(stack: cdk.Stack, name: str, options: CacheOptions) -> ValkeyCache:
+    return ValkeyCache(
+        stack,
+        name,
+        options=options,
+        subnet_ids=["subnet-1"],
+        security_group=ec2.SecurityGroup.from_security_group_id(stack, f"{name}Group", "sg-12345678"),
+        key=kms.Key(stack, f"{name}Key"),
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # ElastiCache AUTH tokens "must be 16-128 printable characters", nonalphanumeric ones restricted to
+        # ! & # $ ^ < > - (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/auth.html); ours are
+        # alphanumeric only (safe in URLs and AUTH commands), so a login password's punctuation is refused.
+        ({"auth_rules": login_password(24)}, AUTH_REFUSED),
+        ({"auth_rules": alphanumeric(15)}, AUTH_REFUSED),
+        ({"auth_rules": alphanumeric(129)}, AUTH_REFUSED),
+        # A replication group holds a primary and at most 5 replicas (NumCacheClusters 1..6,
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticache-replicationgroup.html).
+        ({"replicas": 6}, r"^cache replicas 6 is outside 0\.\.5$"),
+        ({"replicas": -1}, r"^cache replicas -1 is outside 0\.\.5$"),
+    ],
+)
+def test_options_valkey_would_refuse_are_rejected(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _construct(cdk.Stack(cdk.App(), "s"), "Cache", _options(**overrides))
+
+
+def test_the_limits_themselves_are_accepted() -> None:
     stack = cdk.Stack(cdk.App(), "s")
-    vpc = small_vpc(stack)
-    with pytest.raises(ValueError, match="16-128 alphanumeric"):
-        ValkeyCache(
-            stack,
-            "Cache",
-            options=_options(auth_rules=login_password(24)),
-            subnet_ids=["subnet-1"],
-            security_group=ec2.SecurityGroup(stack, "G", vpc=vpc),
-            key=key(stack),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+    limits: dict[str, dict[str, Any]] = {
+        "Shortest": {"auth_rules": alphanumeric(16)},
+        "Longest": {"auth_rules": alphanumeric(128)},
+        "MostReplicas": {"replicas": 5},
+    }
+    for name, overrides in limits.items():
+        _construct(stack, name, _options(**overrides))
+    groups = cdk.assertions.Template.from_stack(stack).find_resources("AWS::ElastiCache::ReplicationGroup")
+    assert groups["MostReplicas"]["Properties"]["NumCacheClusters"] == 6

@@ -20,7 +20,15 @@ from stacks.constructs.database import (
     PostgresDatabase,
 )
 from stacks.constructs.secret import PUNCTUATION
-from tests.stacks.constructs import Synthesized, cdk_logical_id, key, small_vpc, synth_blocks
+from tests.stacks.constructs import (
+    Synthesized,
+    assert_acknowledged_as_pinned,
+    cdk_logical_id,
+    key,
+    small_vpc,
+    synth_blocks,
+)
+from tests.stacks.constructs.acknowledgements import ACKNOWLEDGEMENTS
 
 BLOCKS: dict[str, PostgresDatabase] = {}
 CDK_DEFAULT_EXCLUDED = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
@@ -73,6 +81,7 @@ def _build(stack: cdk.Stack) -> None:
         subnets=data,
         key=data_key,
         removal_policy=cdk.RemovalPolicy.DESTROY,
+        security_groups=[ec2.SecurityGroup(stack, "PlainGroup", vpc=vpc, allow_all_outbound=False)],
     )
     BLOCKS["cluster"] = PostgresDatabase(
         stack,
@@ -222,6 +231,7 @@ def test_only_the_allowed_peer_reaches_the_database_port(synthesized: Synthesize
     rules = [r["Properties"] for r in synthesized.resources("AWS::EC2::SecurityGroupIngress").values()]
     assert sorted((r["FromPort"], r["ToPort"]) for r in rules) == [(5432, 5432), (5433, 5433)]  # not Plain
     assert all("Client" in json.dumps(r["SourceSecurityGroupId"]) for r in rules)
+    assert {r["Description"] for r in rules} == {"the client"}
 
 
 def test_groups_keep_the_descriptions_of_the_plain_constructs(synthesized: Synthesized) -> None:
@@ -229,6 +239,14 @@ def test_groups_keep_the_descriptions_of_the_plain_constructs(synthesized: Synth
         g["Properties"]["GroupDescription"] for g in synthesized.resources("AWS::EC2::SecurityGroup").values()
     }
     assert {"Security group for Instance database", "RDS security group"} <= groups
+    assert "Security group for Plain database" not in groups  # the caller's group, none of CDK's
+
+
+def test_given_security_groups_replace_the_generated_one(synthesized: Synthesized) -> None:
+    plain = synthesized.resources("AWS::RDS::DBInstance")[cdk_logical_id("Plain", "Resource")]["Properties"]
+    assert plain["VPCSecurityGroups"] == [
+        {"Fn::GetAtt": [cdk_logical_id("PlainGroup", "Resource"), "GroupId"]}
+    ]
     subnets = {
         g["Properties"]["DBSubnetGroupDescription"]
         for g in synthesized.resources("AWS::RDS::DBSubnetGroup").values()
@@ -252,6 +270,7 @@ def test_endpoints_are_exposed(synthesized: Synthesized) -> None:
 
 
 def test_acknowledgements_are_exactly_the_findings_that_occur(synthesized: Synthesized) -> None:
+    assert_acknowledged_as_pinned(synthesized, BLOCKS.values(), ACKNOWLEDGEMENTS["database"])
     assert synthesized.unused(BLOCKS.values()) == []
     assert [f for f in synthesized.open_findings() if "/Instance" in f or "/Cluster" in f] == []
     findings = {name: {a.finding for a in block.acknowledgements} for name, block in BLOCKS.items()}

@@ -16,7 +16,14 @@ from stacks.constructs import BuildingBlock
 from stacks.constructs.fargate_service import ContainerSpec, TaskSize
 from stacks.constructs.fargate_task import FargateTask
 from stacks.constructs.secret import acknowledge_no_rotation
-from tests.stacks.constructs import Synthesized, cdk_logical_id, key, synth_blocks
+from tests.stacks.constructs import (
+    Synthesized,
+    assert_acknowledged_as_pinned,
+    cdk_logical_id,
+    key,
+    synth_blocks,
+)
+from tests.stacks.constructs.acknowledgements import ACKNOWLEDGEMENTS
 
 BLOCKS: dict[str, BuildingBlock] = {}
 
@@ -38,6 +45,12 @@ def _build(stack: cdk.Stack, context: Path) -> None:
             environment={"MODE": "online"},
             secrets={"DB_PASSWORD": ecs.Secret.from_secrets_manager(secret)},
             readonly_root_filesystem=False,
+            port_mappings=(ecs.PortMapping(container_port=8080),),
+            health_check=ecs.HealthCheck(command=["CMD", "true"], interval=cdk.Duration.seconds(30)),
+            user="1000:1000",
+            ulimits=(ecs.Ulimit(name=ecs.UlimitName.NOFILE, soft_limit=65536, hard_limit=65536),),
+            stop_timeout=cdk.Duration.seconds(30),
+            stream_prefix="batch",
         ),
         key=data_key,
         log_retention_days=14,
@@ -91,16 +104,34 @@ def test_one_container_logs_to_the_encrypted_group_with_retention(synthesized: S
     assert [s["Name"] for s in container["Secrets"]] == ["DB_PASSWORD"]
     options = container["LogConfiguration"]
     assert options["LogDriver"] == "awslogs"
-    assert options["Options"]["awslogs-stream-prefix"] == "job"
+    assert options["Options"]["awslogs-stream-prefix"] == "batch"  # the spec's prefix wins over the name
+    assert container["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
+    assert (
+        container["HealthCheck"]["Command"] == ["CMD", "true"] and container["HealthCheck"]["Interval"] == 30
+    )
+    assert (container["User"], container["StopTimeout"]) == ("1000:1000", 30)
+    assert container["Ulimits"] == [{"HardLimit": 65536, "Name": "nofile", "SoftLimit": 65536}]
     assert options["Options"]["awslogs-group"] == {"Ref": cdk_logical_id("JobLogs", "Resource")}
-    group = synthesized.resources("AWS::Logs::LogGroup")[cdk_logical_id("JobLogs", "Resource")]["Properties"]
-    assert group["RetentionInDays"] == 14
-    assert group["KmsKeyId"] == {"Fn::GetAtt": [cdk_logical_id("Key", "Resource"), "Arn"]}
-    public = _task(synthesized, "PublicTask")["Properties"]
-    assert public["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+    group = synthesized.resources("AWS::Logs::LogGroup")[cdk_logical_id("JobLogs", "Resource")]
+    assert group["Properties"]["RetentionInDays"] == 14 and group["DeletionPolicy"] == "Delete"
+    assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [cdk_logical_id("Key", "Resource"), "Arn"]}
+
+
+def test_a_task_without_options_writes_none_of_them(synthesized: Synthesized) -> None:
+    task = _task(synthesized, "PublicTask")["Properties"]
+    assert (task["Cpu"], task["Memory"]) == ("256", "512")
+    assert task["RuntimePlatform"] == {"CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX"}
+    (container,) = task["ContainerDefinitions"]
+    absent = ("Command", "Environment", "Secrets", "PortMappings", "HealthCheck", "User", "Ulimits")
+    assert [name for name in absent if name in container] == []
+    assert "ReadonlyRootFilesystem" not in container and "StopTimeout" not in container
+    assert container["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == "web"  # the container name
+    group = synthesized.resources("AWS::Logs::LogGroup")[cdk_logical_id("PublicLogs", "Resource")]
+    assert group["Properties"]["RetentionInDays"] == 7
 
 
 def test_acknowledgements_match_the_findings_that_occur(synthesized: Synthesized) -> None:
+    assert_acknowledged_as_pinned(synthesized, BLOCKS.values(), ACKNOWLEDGEMENTS["fargate_task"])
     assert synthesized.open_findings() == []
     assert synthesized.unused(BLOCKS.values()) == []
     job = {a.finding for a in BLOCKS["job"].acknowledgements}

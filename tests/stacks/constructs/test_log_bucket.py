@@ -83,5 +83,8 @@ def test_the_construct_carries_the_log_bucket_acknowledgements(built: tuple[Temp
 
 
 def test_a_retention_below_one_day_is_refused() -> None:
-    with pytest.raises(ValueError, match="expire_days must be at least 1"):
+    with pytest.raises(
+        ValueError, match=r"^log bucket AccessLogs: expire_days must be at least 1 \(got 0\)$"
+    ):
         LogBucket(cdk.Stack(cdk.App(), "S"), "AccessLogs", expire_days=0, retain=False)
+    LogBucket(cdk.Stack(cdk.App(), "S"), "AccessLogs", expire_days=1, retain=False)  # one day is the minimum

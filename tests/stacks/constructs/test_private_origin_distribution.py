@@ -23,7 +23,15 @@ from stacks.constructs import BuildingBlock
 from stacks.constructs.fargate_service import LoadBalancer, http_health_check
 from stacks.constructs.log_bucket import LogBucket
 from stacks.constructs.private_origin_distribution import PrivateOriginDistribution
-from tests.stacks.constructs import ACCOUNT_REGION, Synthesized, cdk_logical_id, small_vpc, synth_blocks
+from tests.stacks.constructs import (
+    ACCOUNT_REGION,
+    Synthesized,
+    assert_acknowledged_as_pinned,
+    cdk_logical_id,
+    small_vpc,
+    synth_blocks,
+)
+from tests.stacks.constructs.acknowledgements import ACKNOWLEDGEMENTS
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER = "216adef6-5c7f-47e4-b989-5492eafa07d3"
@@ -221,7 +229,9 @@ def test_without_logs_a_reason_is_required() -> None:
         load_balancer_arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/x/1",
         security_group_id="sg-12345678",
     )
-    with pytest.raises(ValueError, match="no_access_logs_reason"):
+    with pytest.raises(
+        ValueError, match=r"^Distribution: a distribution without access logs needs no_access_logs_reason$"
+    ):
         PrivateOriginDistribution(
             stack,
             "Distribution",
@@ -236,6 +246,9 @@ def test_without_logs_a_reason_is_required() -> None:
 
 
 def test_acknowledgements_match_the_findings_that_occur(synthesized: Synthesized) -> None:
+    assert_acknowledged_as_pinned(
+        synthesized, BLOCKS.values(), ACKNOWLEDGEMENTS["private_origin_distribution"]
+    )
     assert synthesized.open_findings() == []
     assert synthesized.unused(BLOCKS.values()) == []
     logged = {a.finding for a in BLOCKS["logged"].acknowledgements}

@@ -9,13 +9,25 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Template
 
-from stacks.constructs.python_lambda import PythonLambda
+from stacks.compliance import acknowledge_all
+from stacks.constructs.python_lambda import VPC_ACTIONS, PythonLambda, VpcPlacement
+from tests.stacks.constructs import (
+    ACCOUNT_REGION,
+    Synthesized,
+    assert_acknowledged_as_pinned,
+    cdk_logical_id,
+    key,
+    small_vpc,
+    synth_blocks,
+)
+from tests.stacks.constructs.acknowledgements import ACKNOWLEDGEMENTS
 
 ELF_MACHINE_AARCH64 = 0xB7  # ELF e_machine of arm64 shared objects
 
@@ -27,33 +39,15 @@ class Built:
     construct: PythonLambda
 
 
-def synth(outdir: Path, **kwargs: Any) -> Built:
-    app = cdk.App(outdir=str(outdir))
-    stack = cdk.Stack(app, "S", env=cdk.Environment(account="123456789012", region="eu-central-1"))
-    construct = PythonLambda(
-        stack,
-        "InterceptorFunction",
-        function="interceptor",
-        description="interceptor under test",
-        key=kms.Key(stack, "Key"),
-        log_retention_days=14,
-        removal_policy=cdk.RemovalPolicy.DESTROY,
-        timeout=cdk.Duration.seconds(10),
-        outside_vpc_reason="A test function outside any VPC; it reaches nothing private.",
-        **kwargs,
+INTERCEPTOR_ID = "InterceptorFunction"
+
+
+def function_of(template: Template, construct_id: str = INTERCEPTOR_ID) -> dict[str, Any]:
+    return dict(
+        template.find_resources("AWS::Lambda::Function")[cdk_logical_id(construct_id, "Default", "Resource")][
+            "Properties"
+        ]
     )
-    app.synth()
-    return Built(Template.from_stack(stack), outdir, construct)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return synth(tmp_path_factory.mktemp("lambda"), encrypt_environment=True, environment={"A": "1"})
-
-
-def function_of(template: Template) -> dict[str, Any]:
-    (resource,) = template.find_resources("AWS::Lambda::Function").values()
-    return dict(resource["Properties"])
 
 
 def asset_dir(built: Built) -> Path:
@@ -95,15 +89,26 @@ def test_python_314_on_arm64_with_its_encrypted_log_group_and_environment(built:
     props = function_of(built.template)
     assert props["Runtime"] == "python3.14" and props["Architectures"] == ["arm64"]
     assert props["Handler"] == "functions.interceptor.handler.handler"
-    assert "KmsKeyArn" in props and props["Environment"] == {"Variables": {"A": "1"}}
-    (log_group,) = built.template.find_resources("AWS::Logs::LogGroup").values()
-    assert log_group["Properties"]["RetentionInDays"] == 14 and "KmsKeyId" in log_group["Properties"]
-    assert props["LoggingConfig"]["LogGroup"] == {
-        "Ref": next(iter(built.template.find_resources("AWS::Logs::LogGroup")))
-    }
-    assert built.template.find_resources("AWS::IAM::Role")  # a generated role, no managed policy
-    (role,) = built.template.find_resources("AWS::IAM::Role").values()
-    assert "ManagedPolicyArns" not in role["Properties"]
+    assert (props["Description"], props["MemorySize"], props["Timeout"]) == (
+        "interceptor under test",
+        256,
+        10,
+    )
+    (key_id,) = built.template.find_resources("AWS::KMS::Key")
+    assert props["KmsKeyArn"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert props["Environment"] == {"Variables": {"STAGE": "test"}}
+    log_group_id = cdk_logical_id(f"{INTERCEPTOR_ID}Logs", "Resource")
+    log_group = built.template.find_resources("AWS::Logs::LogGroup")[log_group_id]
+    assert log_group["Properties"]["RetentionInDays"] == 14 and log_group["DeletionPolicy"] == "Delete"
+    assert log_group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert props["LoggingConfig"] == {"LogGroup": {"Ref": log_group_id}}
+    role_id = cdk_logical_id(f"{INTERCEPTOR_ID}Role", "Resource")
+    assert props["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    role = built.template.find_resources("AWS::IAM::Role")[role_id]
+    assert "ManagedPolicyArns" not in role["Properties"]  # a generated role, no managed policy
+    assert role["Properties"]["Description"] == "interceptor under test (execution role)"
+    assert "VpcConfig" not in props and "ReservedConcurrentExecutions" not in props
+    assert "TracingConfig" not in props  # Tracing.DISABLED writes nothing: Lambda's default PassThrough
 
 
 def test_function_log_group_and_role_keep_the_logical_ids_of_the_code_they_replace(built: Built) -> None:
@@ -122,17 +127,13 @@ def test_function_log_group_and_role_keep_the_logical_ids_of_the_code_they_repla
     )
     expected = Template.from_stack(plain)
     for kind in ("AWS::Lambda::Function", "AWS::Logs::LogGroup", "AWS::IAM::Role"):
-        assert set(built.template.find_resources(kind)) == set(expected.find_resources(kind)), kind
-
-
-def test_the_construct_acknowledges_only_what_its_settings_imply(built: Built) -> None:
-    findings = {a.finding for a in built.construct.acknowledgements}
-    assert findings == {"NIST.800.53.R5-LambdaInsideVPC", "NIST.800.53.R5-LambdaConcurrency"}
+        (expected_id,) = expected.find_resources(kind)
+        assert expected_id in built.template.find_resources(kind), kind
 
 
 def test_a_function_outside_a_vpc_must_say_why() -> None:
     stack = cdk.Stack(cdk.App(), "S")
-    with pytest.raises(ValueError, match="outside_vpc_reason"):
+    with pytest.raises(ValueError, match=r"^Fn: a function outside a VPC needs outside_vpc_reason$"):
         PythonLambda(
             stack,
             "Fn",
@@ -143,3 +144,205 @@ def test_a_function_outside_a_vpc_must_say_why() -> None:
             removal_policy=cdk.RemovalPolicy.DESTROY,
             timeout=cdk.Duration.seconds(3),
         )
+
+
+def test_a_function_needs_its_handler_file() -> None:
+    stack = cdk.Stack(cdk.App(), "S")
+    with pytest.raises(ValueError, match=r"^Fn: .*/functions/no_such_function/handler\.py does not exist$"):
+        PythonLambda(
+            stack,
+            "Fn",
+            function="no_such_function",
+            description="d",
+            key=kms.Key(stack, "Key"),
+            log_retention_days=14,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            timeout=cdk.Duration.seconds(3),
+            outside_vpc_reason=OUTSIDE_REASON,
+        )
+
+
+# --- the settings and acknowledgements of each placement, with the nag packs on ---------------------------
+
+NAGGED: dict[str, PythonLambda] = {}
+OUTSIDE_REASON = "A test function outside any VPC; it calls only AWS APIs over HTTPS."
+# Lambda's documented network-interface permissions for a function in a VPC
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html, "Required IAM permissions").
+DOCUMENTED_VPC_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+]
+
+
+def _build_placements(stack: cdk.Stack) -> None:
+    vpc = small_vpc(stack)
+    data_key = key(stack)
+    group = ec2.SecurityGroup(stack, "FunctionSecurityGroup", vpc=vpc, allow_all_outbound=False)
+    common: dict[str, Any] = {
+        "function": "ingestion",
+        "key": data_key,
+        "log_retention_days": 30,
+        "removal_policy": cdk.RemovalPolicy.RETAIN,
+    }
+    NAGGED["attached"] = PythonLambda(
+        stack,
+        "Attached",
+        description="attached under test",
+        timeout=cdk.Duration.seconds(45),
+        handler="handle_deploy",
+        memory_mb=512,
+        vpc=VpcPlacement(vpc, ec2.SubnetSelection(subnet_group_name="services"), [group]),
+        outside_vpc_reason="Ignored: the function is in a VPC (nothing to acknowledge).",
+        reserved_concurrency=2,
+        synchronous_caller="the test's custom resource",
+        tracing=True,
+        role_description="the attached test function's own role",
+        **common,
+    )
+    NAGGED["interceptor"] = PythonLambda(  # every default, outside a VPC; requirements.txt installed
+        stack,
+        INTERCEPTOR_ID,
+        function="interceptor",
+        description="interceptor under test",
+        key=data_key,
+        log_retention_days=14,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+        timeout=cdk.Duration.seconds(10),
+        outside_vpc_reason=OUTSIDE_REASON,
+        synchronous_caller="the tool gateway",
+        encrypt_environment=True,
+        environment={"STAGE": "test"},
+    )
+    given = iam.Role(
+        stack,
+        "GivenRole",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description="a role the caller made",
+    )
+    NAGGED["given"] = PythonLambda(
+        stack,
+        "Given",
+        description="given role under test",
+        timeout=cdk.Duration.seconds(3),
+        outside_vpc_reason=OUTSIDE_REASON,
+        reserved_concurrency=1,
+        synchronous_caller="EventBridge Scheduler",
+        tracing=True,
+        role=given,
+        **common,
+    )
+    # The X-Ray statement CDK adds to a role the caller made is the caller's to acknowledge.
+    acknowledge_all(
+        given,
+        {
+            "AwsSolutions-IAM5[Resource::*]": "X-Ray trace upload has no resource-level permissions (test role)."
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def placements(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """One stack (synthesis is slow), nag packs on: the interceptor (defaults, outside a VPC, packaged with
+    its requirements), a function attached to a VPC with every option, and one with the caller's role."""
+    return synth_blocks(tmp_path_factory.mktemp("lambda"), _build_placements, env=ACCOUNT_REGION)
+
+
+@pytest.fixture(scope="module")
+def built(placements: Synthesized) -> Built:
+    return Built(placements.template, placements.outdir, NAGGED["interceptor"])
+
+
+def _function(synthesized: Synthesized, name: str) -> dict[str, Any]:
+    return dict(
+        synthesized.resources("AWS::Lambda::Function")[cdk_logical_id(name, "Default", "Resource")][
+            "Properties"
+        ]
+    )
+
+
+def _statements(synthesized: Synthesized, role_id: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_each_placement_is_acknowledged_exactly_as_pinned(placements: Synthesized) -> None:
+    assert_acknowledged_as_pinned(placements, NAGGED.values(), ACKNOWLEDGEMENTS["python_lambda"])
+
+
+def test_the_functions_settings_are_the_callers(placements: Synthesized) -> None:
+    attached, given = _function(placements, "Attached"), _function(placements, "Given")
+    assert (attached["Description"], attached["MemorySize"], attached["Timeout"]) == (
+        "attached under test",
+        512,
+        45,
+    )
+    assert attached["Handler"] == "functions.ingestion.handler.handle_deploy"
+    assert attached["ReservedConcurrentExecutions"] == 2 and given["ReservedConcurrentExecutions"] == 1
+    assert attached["TracingConfig"] == given["TracingConfig"] == {"Mode": "Active"}
+    for props in (attached, given):
+        assert (props["Runtime"], props["Architectures"]) == ("python3.14", ["arm64"])
+        assert "KmsKeyArn" not in props and "Environment" not in props  # AWS managed key, no variables
+    assert given["Role"] == {"Fn::GetAtt": [cdk_logical_id("GivenRole", "Resource"), "Arn"]}
+    assert attached["Role"] == {"Fn::GetAtt": [cdk_logical_id("AttachedRole", "Resource"), "Arn"]}
+
+
+def test_a_function_in_a_vpc_sits_in_the_given_subnets_and_groups(placements: Synthesized) -> None:
+    config = _function(placements, "Attached")["VpcConfig"]
+    (group_id,) = config["SecurityGroupIds"]
+    assert group_id == {"Fn::GetAtt": [cdk_logical_id("FunctionSecurityGroup", "Resource"), "GroupId"]}
+    assert len(config["SubnetIds"]) == 2 and all("Vpcservices" in str(s) for s in config["SubnetIds"])
+    assert "VpcConfig" not in _function(placements, "InterceptorFunction")
+
+
+def test_the_generated_role_holds_only_what_the_function_needs(placements: Synthesized) -> None:
+    roles = placements.resources("AWS::IAM::Role")
+    attached_role = roles[cdk_logical_id("AttachedRole", "Resource")]["Properties"]
+    assert attached_role["Description"] == "the attached test function's own role"
+    assert attached_role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+    ]
+    assert all("ManagedPolicyArns" not in role["Properties"] for role in roles.values())
+    assert list(VPC_ACTIONS) == DOCUMENTED_VPC_ACTIONS
+    by_sid = {s.get("Sid"): s for s in _statements(placements, cdk_logical_id("AttachedRole", "Resource"))}
+    assert by_sid["VpcNetworkInterfaces"] == {
+        "Action": DOCUMENTED_VPC_ACTIONS,
+        "Effect": "Allow",
+        "Resource": "*",
+        "Sid": "VpcNetworkInterfaces",
+    }
+    for name in ("Attached", INTERCEPTOR_ID):
+        statements = _statements(placements, cdk_logical_id(f"{name}Role", "Resource"))
+        logs_write = [s for s in statements if s["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]]
+        assert logs_write and logs_write[0]["Resource"] == {
+            "Fn::GetAtt": [cdk_logical_id(f"{name}Logs", "Resource"), "Arn"]
+        }
+    outside = _statements(placements, cdk_logical_id("InterceptorFunctionRole", "Resource"))
+    assert not [s for s in outside if s.get("Sid") == "VpcNetworkInterfaces" or "xray" in str(s["Action"])]
+    # A role the caller passed gets no network-interface statement and no role of ours is made for it.
+    assert not [
+        s
+        for s in _statements(placements, cdk_logical_id("GivenRole", "Resource"))
+        if s.get("Sid") == "VpcNetworkInterfaces"
+    ]
+    assert cdk_logical_id("GivenRole", "Resource") in roles and not [
+        r for r in roles if r.startswith("GivenRole") and r != cdk_logical_id("GivenRole", "Resource")
+    ]
+
+
+def test_log_groups_follow_retention_key_and_removal_policy(placements: Synthesized) -> None:
+    (key_id,) = placements.resources("AWS::KMS::Key")
+    for name in ("Attached", "Given"):
+        group = placements.resources("AWS::Logs::LogGroup")[cdk_logical_id(f"{name}Logs", "Resource")]
+        assert group["Properties"]["RetentionInDays"] == 30 and group["DeletionPolicy"] == "Retain"
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+        assert _function(placements, name)["LoggingConfig"] == {
+            "LogGroup": {"Ref": cdk_logical_id(f"{name}Logs", "Resource")}
+        }

@@ -20,7 +20,14 @@ from stacks.constructs.secret import (
     login_password,
     lowercase_hex,
 )
-from tests.stacks.constructs import Synthesized, cdk_logical_id, key, synth_blocks
+from tests.stacks.constructs import (
+    Synthesized,
+    assert_acknowledged_as_pinned,
+    cdk_logical_id,
+    key,
+    synth_blocks,
+)
+from tests.stacks.constructs.acknowledgements import ACKNOWLEDGEMENTS
 
 ALPHANUMERIC = set(string.ascii_letters + string.digits)
 HEX = set("0123456789abcdef")
@@ -144,6 +151,18 @@ def test_every_secret_is_encrypted_with_the_given_key(synthesized: Synthesized) 
         assert secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
 
 
+def test_description_is_the_callers(synthesized: Synthesized) -> None:
+    secrets = synthesized.resources("AWS::SecretsManager::Secret")
+    assert {
+        name: secrets[cdk_logical_id(name, "Resource")]["Properties"]["Description"] for name in BLOCKS
+    } == {
+        "Alnum": "Alnum value",
+        "Spelled": "Spelled value",
+        "Hex": "Hex value",
+        "Login": "admin login",
+    }
+
+
 def test_removal_policy_is_applied(synthesized: Synthesized) -> None:
     secrets = synthesized.resources("AWS::SecretsManager::Secret")
     assert secrets[cdk_logical_id("Login", "Resource")]["DeletionPolicy"] == "Retain"
@@ -151,6 +170,7 @@ def test_removal_policy_is_applied(synthesized: Synthesized) -> None:
 
 
 def test_rotation_acknowledgements_are_exactly_the_findings_that_occur(synthesized: Synthesized) -> None:
+    assert_acknowledged_as_pinned(synthesized, BLOCKS.values(), ACKNOWLEDGEMENTS["secret"])
     assert synthesized.unused(BLOCKS.values()) == []
     assert [f for f in synthesized.open_findings() if "SecretsManager" in f or "SMG4" in f] == []
     for block in BLOCKS.values():
@@ -163,14 +183,20 @@ def test_rotation_acknowledgements_are_exactly_the_findings_that_occur(synthesiz
 def test_rules_that_leave_nothing_or_a_bad_length_are_refused() -> None:
     with pytest.raises(ValueError, match="no character"):
         PasswordRules(16, exclude_characters=string.ascii_lowercase + string.digits, exclude_uppercase=True)
-    with pytest.raises(ValueError, match=r"outside 8\.\.4096"):
-        PasswordRules(4)
+    # 4096 is GetRandomPassword's longest PasswordLength
+    # (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetRandomPassword.html); 8 is our
+    # floor, the shortest password the engines we feed accept (RDS for PostgreSQL master passwords: 8-128,
+    # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html#RDS_Limits.Constraints).
+    for length in (7, 4097):
+        with pytest.raises(ValueError, match=rf"^password length {length} is outside 8\.\.4096$"):
+            PasswordRules(length)
+    assert (PasswordRules(8).length, PasswordRules(4096).length) == (8, 4096)
 
 
 def test_a_json_secret_needs_template_and_key(tmp_path: Path) -> None:
     app = cdk.App(outdir=str(tmp_path))
     stack = cdk.Stack(app, "s")
-    with pytest.raises(ValueError, match="both `template` and `generate_key`"):
+    with pytest.raises(ValueError, match=r"^a JSON secret needs both `template` and `generate_key`$"):
         GeneratedSecret(
             stack,
             "S",
