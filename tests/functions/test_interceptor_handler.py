@@ -203,7 +203,7 @@ def test_missing_token_is_refused(configured):
 def test_missing_headers_are_refused(configured):
     event = tools_call()
     del event["mcp"]["gatewayRequest"]["headers"]
-    assert refusal(interceptor.handler(event, None)).startswith("unauthorized:")
+    assert refusal(interceptor.handler(event, None)) == "unauthorized: the request carries no X-Actor-Token"
 
 
 # Claim values are computed when the test runs, never at import: mutmut forks its workers from one
@@ -505,6 +505,16 @@ def test_malformed_events_raise_a_clear_error(configured, mutate, field):
     mutate(event)
     with pytest.raises(interceptor.InterceptorEventError, match=field):
         interceptor.handler(event, None)
+
+
+@pytest.mark.parametrize("headers", [["X-Actor-Token"], "X-Actor-Token: x", 5])
+def test_headers_that_are_not_an_object_name_the_field(configured, headers):
+    event = tools_call(headers={"X-Actor-Token": token(configured.issuer)})
+    event["mcp"]["gatewayRequest"]["headers"] = headers
+    with pytest.raises(interceptor.InterceptorEventError) as raised:
+        interceptor.handler(event, None)
+    kind = type(headers).__name__
+    assert str(raised.value) == f"mcp.gatewayRequest.headers: must be a JSON object (got a {kind})"
 
 
 def test_a_non_object_event_raises_a_clear_error():
