@@ -131,6 +131,7 @@ class Telemetry:
             environment=environment,
             export_timeout_seconds=export_timeout_seconds,
             install_global=install_global,
+            service_name=service_name,
         )
 
     @classmethod

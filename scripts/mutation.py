@@ -142,6 +142,22 @@ EQUIVALENT_MUTANTS: dict[str, str] = {
     # functions/interceptor/jwt_verify.py
     "functions.interceptor.jwt_verify.x__signing_key__mutmut_29": _PYJWK_RS256 + " (algorithm=None)",
     "functions.interceptor.jwt_verify.x__signing_key__mutmut_31": _PYJWK_RS256 + " (no algorithm)",
+    # agent/citations.py, tool_events.py, telemetry.py
+    "agent.citations.x_source_file_name__mutmut_7": _SPLIT_FIRST,
+    "agent.citations.x_source_file_name__mutmut_12": _SPLIT_FIRST,
+    "agent.citations.x_source_file_name__mutmut_15": _SPLIT_FIRST,
+    "agent.citations.x_source_file_name__mutmut_18": _SPLIT_FIRST,
+    "agent.citations.x_source_file_name__mutmut_38": "the last field of str.rsplit is the text after the last separator for any maxsplit >= 1",
+    "agent.citations.x_source_file_name__mutmut_41": "the last field of str.rsplit is the text after the last separator for any maxsplit >= 1",
+    "agent.tool_events.x__result_payloads__mutmut_4": "get(k, None) or [] and get(k) or []: the `or []` makes a missing key [] either way",
+    "agent.tool_events.x__result_payloads__mutmut_6": "get(k, None) or [] and get(k) or []: the `or []` makes a missing key [] either way",
+    "agent.tool_events.x__result_text__mutmut_7": "get(k, None) or [] and get(k) or []: the `or []` makes a missing key [] either way",
+    "agent.tool_events.x__result_text__mutmut_9": "get(k, None) or [] and get(k) or []: the `or []` makes a missing key [] either way",
+    "agent.tool_events.x_collect_citations__mutmut_6": "get(k, None) or [] and get(k) or []: the `or []` makes a missing key [] either way",
+    "agent.tool_events.x_collect_citations__mutmut_8": "get(k, None) or [] and get(k) or []: the `or []` makes a missing key [] either way",
+    "agent.telemetry.xǁTelemetryǁlangfuse__mutmut_20": "header names are case-insensitive (RFC 9110 5.1); requests 2.34.2 CaseInsensitiveDict",
+    "agent.telemetry.xǁTelemetryǁlangfuse__mutmut_21": "header names are case-insensitive (RFC 9110 5.1); requests 2.34.2 CaseInsensitiveDict",
+    "agent.telemetry.xǁTelemetryǁlangfuse__mutmut_23": "header names are case-insensitive (RFC 9110 5.1); requests 2.34.2 CaseInsensitiveDict",
     # agent/main.py
     "agent.main.x__sse__mutmut_2": "json.dumps(ensure_ascii=None): the flag is only tested for truth, None is falsy like False",
     "agent.main.x__relay__mutmut_8": _RELAY_KIND,
