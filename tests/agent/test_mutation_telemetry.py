@@ -6,7 +6,7 @@
   tests install it globally (the OTel API's set-once guard is reset for the test and restored after).
 - The Langfuse exporter, on the wire (a loopback OTLP/HTTP server): POST to
   `<host>/api/public/otel/v1/traces` with Basic auth of `public:secret`, `x-langfuse-ingestion-version:
-  4` (/work/shared/PLATFORM_NOTES.md) and gzip (https://langfuse.com/integrations/native/opentelemetry).
+  4` (the shared platform notes) and gzip (https://langfuse.com/integrations/native/opentelemetry).
 - The resource names the service and environment; attributes are clipped at 8000 characters.
 - The batch processor is bounded: queue 2048, batch 256, 500 ms delay, the export timeout in ms. These
   are read from the processor (opentelemetry-sdk 1.45.1 `sdk/_shared_internal/__init__.py` 95-102,

@@ -402,7 +402,7 @@ def drive_ingest_on_deploy(located: Located, checker: Checker, recorder: Recorde
 
 
 def drive_gateway_bootstrap(located: Located, checker: Checker, recorder: Recorder, _tmp: Path) -> None:
-    """Create with the template's Plan: master key read, then each key's secret read and written."""
+    """Create with the template's Plan: master key read, then each key secret (the team keys' and the evaluation's) read and written."""
     from functions.gateway_bootstrap import handler
     from tests.llm_gateway.admin_recorder import AdminRecorder
 
@@ -412,6 +412,8 @@ def drive_gateway_bootstrap(located: Located, checker: Checker, recorder: Record
     master = "master-key-0123456789abcdef"
     values = {located.environment["MASTER_KEY_SECRET_ARN"]: master}
     values.update({key["secret_id"]: json.dumps({"api_key": ""}) for key in plan["keys"]})
+    if plan.get("team_keys"):  # the agent's team keys, stored together in the agent key secret
+        values[plan["team_keys"]["secret_id"]] = json.dumps({"api_key": ""})
     SecretsStandIn(recorder, values)
     with AdminRecorder(master) as admin:
         env = {**located.environment, "GATEWAY_URL": admin.url, "READY_TIMEOUT_SECONDS": "5"}
